@@ -1,0 +1,37 @@
+# The commands people type. `make demo` and `make test` work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test lint format bench simulator clean
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv  ## screen batch DEMO-1 end to end on embedded defaults
+	$(BIN)/python scripts/demo.py
+
+test: venv lint  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+simulator: venv  ## a call-center simulator on :8099 (see --help for options)
+	PYTHONPATH=plugins $(BIN)/python -m callfilter.simulator --port 8099
+
+clean:
+	rm -rf .demo .test-run
