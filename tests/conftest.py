@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,54 +17,32 @@ RUN_DIR = ROOT / ".test-run"
 RUN_DIR.mkdir(exist_ok=True)
 
 # Airflow reads its settings at import: fix them before anything imports airflow.
-os.environ.setdefault("AIRFLOW_HOME", str(RUN_DIR / "airflow"))
+os.environ["AIRFLOW_HOME"] = str(RUN_DIR / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
+sys.path.insert(0, str(ROOT / "plugins"))
+from callfilter import devenv  # noqa: E402
+
 APP_ID = "test-app"
 APP_SECRET = "test-secret-d0n7-l0g-m3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Simulator:
     """A running `python -m callfilter.simulator` process."""
 
     def __init__(self, *options: str) -> None:
-        self.port = free_port()
+        self.port = devenv.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = RUN_DIR / f"simulator-{self.port}.log"
-        cmd = [
-            sys.executable, "-m", "callfilter.simulator", "--port", str(self.port),
-            "--app-id", APP_ID, "--app-secret", APP_SECRET, "--log-level", "warning", *options,
-        ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
-        self.log_file = open(self.log_path, "w")
-        self.process = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"simulator exited: {self.log_path.read_text()}")
-            try:
-                requests.get(self.url + "/_sim/stats", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("simulator did not start in 30 s")
+        log_path = RUN_DIR / f"simulator-{self.port}.log"
+        self.process = devenv.start_simulator(self.port, APP_ID, APP_SECRET, *options, log_path=log_path)
 
     def stats(self) -> dict:
         return requests.get(self.url + "/_sim/stats", timeout=5).json()
 
     def conn_uri(self) -> str:
-        return json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http",
-             "login": APP_ID, "password": APP_SECRET}
-        )  # fmt: skip
+        return devenv.callcenter_conn(self.port, APP_ID, APP_SECRET)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -74,7 +50,6 @@ class Simulator:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self.log_file.close()
 
 
 @pytest.fixture
@@ -97,3 +72,55 @@ def start_simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., S
 def simulator(start_simulator: Callable[..., Simulator]) -> Simulator:
     """An instant-dialing simulator without faults or rate limit."""
     return start_simulator("--call-seconds", "0", "--rate-limit", "0")
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[devenv.Database]:
+    """A real PostgreSQL: CALLFILTER_DATABASE_URL's server, else an embedded one; a schema'd template db."""
+    server = devenv.Database(RUN_DIR / "pgdata")
+    server.create_database("callfilter_template")
+    with server.connect("callfilter_template") as conn:
+        devenv.apply_schema(conn)
+    yield server
+    if server.server is not None:
+        server.server.cleanup()
+
+
+_db_names = itertools.count(1)
+
+
+@pytest.fixture
+def db(database: devenv.Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[DbHandle]:
+    """A fresh business database with the schema applied; it is also the `callfilter_db` connection."""
+    name = f"callfilter_test_{os.getpid()}_{next(_db_names)}"
+    database.create_database(name, template="callfilter_template")
+    monkeypatch.setenv("AIRFLOW_CONN_CALLFILTER_DB", database.airflow_conn(name))
+    from psycopg.rows import dict_row
+
+    with database.connect(name, row_factory=dict_row, autocommit=True) as conn:
+        yield DbHandle(database, name, conn)
+
+
+class DbHandle:
+    def __init__(self, server: devenv.Database, name: str, conn) -> None:
+        self.server = server
+        self.name = name
+        self.conn = conn
+
+    def rows(self, query: str, params: tuple | dict | None = None) -> list[dict]:
+        return self.conn.execute(query, params).fetchall()
+
+    def value(self, query: str, params: tuple | dict | None = None):
+        row = self.conn.execute(query, params).fetchone()
+        return next(iter(row.values())) if row else None
+
+    def conn_uri(self) -> str:
+        return self.server.airflow_conn(self.name)
+
+
+@pytest.fixture
+def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from callfilter.files import Storage
+
+    monkeypatch.setenv("CALLFILTER_FILES_ROOT", str(tmp_path / "files"))
+    return Storage()

@@ -1,0 +1,107 @@
+"""
+### call_filter: screen the phone numbers of one case batch through the call center
+
+One run per filter task. **register** creates the `call_filter_task` row (or picks up the one named by
+`filter_task_id`), **plan** splits the numbers to screen into batches of at most `batch_size` with a
+request JSON and an xlsx each, then per batch **send** creates the vendor task (pool `callcenter`) and
+**query** waits for it in the triggerer and stores its results; **apply_verdicts** sets
+`case_tel.valid_status` through the rule table and **finish** writes the creator's summary xlsx.
+
+Every task is safe to clear or retry: sends are idempotent on the vendor's `request_id`, stored results are
+replaced, never duplicated.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from callfilter.operators import SendBatchOperator, VendorTaskSensor
+from callfilter.steps import mark_failed
+
+CASE_TEL = Asset("case_tel")
+
+PARAMS = {
+    "batchid": Param(type="string", minLength=1, maxLength=64, description="the case batch to screen"),
+    "creator": Param("airflow", type="string", maxLength=64, description="who asked; names the user's files"),
+    "categoryid": Param(None, type=["null", "string"], description="copied to call_filter_task"),
+    "tasktype": Param(None, type=["null", "string"], description="copied to call_filter_task"),
+    "batch_size": Param(1000, type="integer", minimum=1, maximum=1000, description="numbers per vendor task"),
+    "max_attempts": Param(1, type="integer", minimum=1, maximum=3, description="dial attempts per number"),
+    "calling_hours": Param(
+        "09:00-21:00",
+        type="string",
+        pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description='"HH:MM-HH:MM" in the configured time zone, or "" for none; sending waits for it',
+    ),
+    "filter_task_id": Param(None, type=["null", "integer"], description="run an already registered task"),
+}
+
+
+@dag(
+    dag_id="call_filter",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params=PARAMS,
+    tags=["callfilter"],
+    doc_md=__doc__,
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": mark_failed,
+    },
+)
+def call_filter():
+    @task
+    def register() -> dict:
+        """Validate the params; create the filter task or pick up the registered one."""
+        from callfilter import steps
+
+        context = get_current_context()
+        return steps.register(context["params"], context["run_id"])
+
+    @task
+    def plan(filter_task: dict) -> list[dict]:
+        """Split the numbers to screen into batches; write each batch's request JSON and xlsx."""
+        from airflow.sdk import conf
+
+        from callfilter import steps
+
+        return steps.plan(filter_task, conf.getint("core", "max_map_length", fallback=1024))
+
+    @task(trigger_rule="none_failed")
+    def apply_verdicts(filter_task: dict) -> int:
+        """Set valid_status, valid_reason and valid_checked_at of every row of the task in one UPDATE."""
+        from callfilter import steps
+
+        return steps.apply(filter_task)
+
+    @task(outlets=[CASE_TEL], trigger_rule="none_failed")
+    def finish(filter_task: dict, updated: int) -> dict:
+        """Close the task, write the creator's summary xlsx, announce the changed case_tel."""
+        from callfilter import steps
+
+        summary = steps.finish(filter_task)
+        get_current_context()["outlet_events"][CASE_TEL].extra = {
+            k: summary[k] for k in ("filter_task_id", "batchid", "valid", "invalid", "unknown")
+        }
+        return summary
+
+    filter_task = register()
+    batches = plan(filter_task)
+    sent = SendBatchOperator.partial(
+        task_id="send", pool="callcenter", map_index_template="{{ batch_label }}"
+    ).expand(batch=batches)
+    queried = VendorTaskSensor.partial(
+        task_id="query", pool="callcenter", map_index_template="{{ batch_label }}", retries=2
+    ).expand(batch_log_id=sent.output)
+    updated = apply_verdicts(filter_task)
+    queried >> updated
+    finish(filter_task, updated)
+
+
+call_filter()

@@ -1,0 +1,1 @@
+select count(*) as phones from plan_phones

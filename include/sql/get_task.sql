@@ -1,0 +1,1 @@
+select * from call_filter_task where id = %(filter_task_id)s for update

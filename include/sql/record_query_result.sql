@@ -1,0 +1,6 @@
+update call_filter_send_batch_log
+set query_recvflag = %(recvflag)s, query_recvtime = now(), query_res_suminfo = %(suminfo)s,
+    vendor_status = %(vendor_status)s, message = %(message)s, runendtime = now()
+where id = %(log_id)s;
+
+update call_filter_send_batch set status = %(batch_status)s where id = %(batch_id)s

@@ -1,0 +1,95 @@
+"""Business database access: connections from `callfilter_db` and named SQL files from include/sql/."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+DEFAULT_CONN_ID = "callfilter_db"
+SQL_DIR = Path(os.environ.get("CALLFILTER_SQL_DIR", Path(__file__).resolve().parents[2] / "include" / "sql"))
+_STATEMENT_END = re.compile(r";\s*(?:\n|$)")
+
+
+@functools.cache
+def sql(name: str) -> str:
+    """The text of include/sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def statements(name: str) -> list[str]:
+    """The statements of a .sql file holding several, in order."""
+    text = "\n".join(line for line in sql(name).splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in _STATEMENT_END.split(text) if s.strip()]
+
+
+def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]]:
+    """A psycopg connection (rows as dicts) to the database of Airflow connection `conn_id`."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    return psycopg.connect(
+        host=conn.host or None,
+        port=conn.port or None,
+        user=conn.login or None,
+        password=conn.password or None,
+        dbname=conn.schema or None,
+        sslmode=extra.get("sslmode"),
+        application_name="callfilter",
+        row_factory=dict_row,
+    )
+
+
+def run(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
+    """Execute every statement of a named SQL file; returns the last statement's row count."""
+    rowcount = 0
+    with conn.cursor() as cur:
+        for statement in statements(name):
+            cur.execute(statement, params)
+            rowcount = cur.rowcount
+    return rowcount
+
+
+def last_row(
+    conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Execute every statement of a named SQL file whose last statement selects one row; return that row."""
+    with conn.cursor() as cur:
+        for statement in statements(name):
+            cur.execute(statement, params)
+        row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"{name}.sql selected no row for {params}")
+    return row
+
+
+def one(
+    conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The first row of a named single-statement SQL file, or None."""
+    with conn.cursor() as cur:
+        cur.execute(sql(name), params)
+        return cur.fetchone()
+
+
+def all_rows(
+    conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(sql(name), params)
+        return cur.fetchall()
+
+
+def apply_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create or bring up to date every table, index and dictionary row (idempotent)."""
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext('callfilter schema'))")
+        for statement in statements("schema"):
+            cur.execute(statement)
+    conn.commit()

@@ -1,0 +1,124 @@
+"""Plan (the old job 1): normalise, drop malformed and repeated numbers, split into batches, write files."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from callfilter import db, files
+
+log = logging.getLogger(__name__)
+
+
+class PlanError(Exception):
+    """The task cannot be planned as asked (the message says what to change)."""
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """What a mapped task needs to find its batch: small enough for XCom."""
+
+    filter_task_id: int
+    batch_id: int
+    batch_order: int
+    batch_count: int
+    numbers: int
+
+    @property
+    def label(self) -> str:
+        return f"batch {self.batch_order}/{self.batch_count}, {self.numbers} numbers"
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
+
+    @classmethod
+    def from_xcom(cls, value: dict[str, Any]) -> BatchRef:
+        return cls(**{k: value[k] for k in cls.__dataclass_fields__})
+
+
+def request_id(filter_task_id: int, batch_order: int) -> str:
+    """The vendor idempotency key of a batch: a retry or clear can never dial it twice."""
+    return f"cf-{filter_task_id}-{batch_order:04d}"
+
+
+def plan_batches(
+    conn: psycopg.Connection[Any], task: dict[str, Any], storage: files.Storage, max_batches: int
+) -> list[BatchRef]:
+    """The task's batches, planned now or found from an earlier run; request JSON and xlsx files written."""
+    params = {
+        "filter_task_id": task["id"],
+        "batchid": task["batchid"],
+        "batch_size": task["batch_size"],
+        "creator": task["creator"],
+    }
+    with conn.transaction():
+        db.run(conn, "lock_filter_task", params)
+        batches = db.all_rows(conn, "list_batches", params)
+        if batches:
+            log.info("filter task %s already has %d batches: reusing them", task["id"], len(batches))
+        else:
+            db.run(conn, "plan_numbers", params)
+            phones = db.one(conn, "count_planned_phones")["phones"]  # type: ignore[index]
+            count = -(-phones // task["batch_size"])
+            if count > max_batches:
+                raise PlanError(
+                    f"{phones} numbers in batches of {task['batch_size']} make {count} batches, more than "
+                    f"Airflow maps ({max_batches}); raise [core] max_map_length "
+                    "(AIRFLOW__CORE__MAX_MAP_LENGTH) or split the batchid"
+                )
+            db.run(conn, "plan_batches", params)
+            batches = db.all_rows(conn, "list_batches", params)
+            log.info(
+                "filter task %s: %d distinct numbers to dial in %d batches of up to %d",
+                task["id"],
+                phones,
+                len(batches),
+                task["batch_size"],
+            )
+    write_batch_files(conn, task, storage, len(batches))
+    return [
+        BatchRef(task["id"], b["batch_id"], b["batch_order"], len(batches), b["totalnum"]) for b in batches
+    ]
+
+
+def write_batch_files(
+    conn: psycopg.Connection[Any], task: dict[str, Any], storage: files.Storage, batch_count: int
+) -> None:
+    """One request JSON (the exact body to send) and one xlsx per batch; existing files are kept."""
+    with conn.transaction(), conn.cursor(name=f"plan_files_{task['id']}") as cur:
+        cur.itersize = 5000
+        cur.execute(db.sql("stream_planned_numbers"), {"filter_task_id": task["id"]})
+        for batch_order, rows in itertools.groupby(cur, key=lambda r: r["batch_order"]):
+            numbers = list(rows)
+            path = files.request_path(task["id"], batch_order)
+            if not storage.exists(path):
+                storage.write_json(path, request_body(task, batch_order, batch_count, numbers))
+            xlsx = files.batch_xlsx_path(task["id"], batch_order)
+            if storage.exists(xlsx):
+                continue
+            storage.write_xlsx(
+                xlsx,
+                [
+                    (
+                        f"batch {batch_order}",
+                        ["nid", "phone", "telno", "telids"],
+                        ([n["nid"], n["phone"], n["telno"], n["telids"]] for n in numbers),
+                    )
+                ],
+            )
+
+
+def request_body(
+    task: dict[str, Any], batch_order: int, batch_count: int, numbers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id(task["id"], batch_order),
+        "task_name": f"call filter {task['id']} batch {batch_order}/{batch_count}",
+        "numbers": [{"nid": n["nid"], "phone": n["phone"]} for n in numbers],
+        "max_attempts": task["max_attempts"],
+        "caller_id": None,
+    }

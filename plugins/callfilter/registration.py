@@ -1,0 +1,97 @@
+"""Register (the old step 1): create the filter task of a run, or pick up the one it names."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from callfilter import codes, db
+from callfilter.params import RunParams
+
+log = logging.getLogger(__name__)
+
+
+class RegistrationError(Exception):
+    """The run cannot take this filter task (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    filter_task_id: int
+    batchid: str
+    totalnum: int
+    nothing_to_screen: bool
+
+
+def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: str) -> Registered:
+    """Create or claim the run's filter task; a rerun of the same DAG run finds the task it made."""
+    with conn.transaction():
+        task = None
+        if params.filter_task_id is not None:
+            task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
+            if task is None:
+                raise RegistrationError(f"filter_task_id {params.filter_task_id} does not exist")
+            if task["batchid"] != params.batchid:
+                raise RegistrationError(
+                    f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
+                )
+        else:
+            task = db.one(conn, "get_task_by_run", {"dag_run_id": dag_run_id})
+        if task and task["status"] == codes.TASK_RUNNING and task["dag_run_id"] not in (None, dag_run_id):
+            raise RegistrationError(f"filter task {task['id']} is being run by DAG run {task['dag_run_id']}")
+        batchid = task["batchid"] if task else params.batchid
+        db.run(conn, "lock_batchid", {"batchid": batchid})
+        other = db.one(
+            conn, "find_open_task", {"batchid": batchid, "filter_task_id": task["id"] if task else None}
+        )
+        if other is not None and (task is None or task["status"] == codes.TASK_REGISTERED):
+            state = "registered" if other["status"] == codes.TASK_REGISTERED else "running"
+            raise RegistrationError(
+                f"batchid {batchid} already has an unfinished filter task {other['id']} ({state}); "
+                "let it finish or fail first"
+            )
+        counts = db.one(conn, "count_numbers_to_screen", {"batchid": batchid}) or {}
+        if not counts.get("total"):
+            raise RegistrationError(f"batchid {batchid} has no numbers")
+        totalnum = int(counts["to_screen"])
+        if task is None:
+            task = db.one(
+                conn,
+                "insert_task",
+                {
+                    "batchid": batchid,
+                    "categoryid": params.categoryid,
+                    "tasktype": params.tasktype,
+                    "totalnum": totalnum,
+                    "creator": params.creator,
+                    "batch_size": params.batch_size,
+                    "max_attempts": params.max_attempts,
+                    "calling_hours": params.calling_hours,
+                    "dag_run_id": dag_run_id,
+                },
+            )
+            log.info(
+                "registered filter task %s for batchid %s: %d numbers to screen",
+                task["id"],
+                batchid,
+                totalnum,
+            )
+        elif task["status"] == codes.TASK_FINISHED and task["dag_run_id"] == dag_run_id:
+            log.info("filter task %s is already finished; this rerun redoes nothing", task["id"])
+            return Registered(task["id"], batchid, task["totalnum"], task["totalnum"] == 0)
+        else:
+            if task["step"] >= codes.STEP_PLANNED:
+                totalnum = task["totalnum"]  # planned: keep the count the batches were made from
+            task = db.one(
+                conn,
+                "claim_task",
+                {"filter_task_id": task["id"], "totalnum": totalnum, "dag_run_id": dag_run_id},
+            )
+            log.info(
+                "picked up filter task %s for batchid %s: %d numbers to screen", task["id"], batchid, totalnum
+            )
+        assert task is not None
+        return Registered(task["id"], batchid, task["totalnum"], task["totalnum"] == 0)

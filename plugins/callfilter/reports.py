@@ -1,0 +1,62 @@
+"""Finish: close the filter task and write the creator's summary xlsx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+
+from callfilter import db, files
+from callfilter.verdicts import verdict_counts
+
+log = logging.getLogger(__name__)
+
+NUMBER_COLUMNS = ["telid", "telno", "verdict", "valid_reason", "valid_checked_at"]
+BATCH_COLUMNS = [
+    "batch_order", "numbers", "vendor_task_id", "send_result", "send_seconds", "query_seconds",
+    "vendor_status", "query_result", "valid", "invalid", "unknown",
+]  # fmt: skip
+
+
+def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: files.Storage) -> dict[str, Any]:
+    """Mark the task finished, write its summary; returns the counts and where the files are."""
+    with conn.transaction():
+        task = db.one(conn, "finish_task", {"filter_task_id": filter_task_id})
+    if task is None:
+        raise LookupError(f"filter task {filter_task_id} does not exist")
+    path = files.summary_path(filter_task_id, task["creator"])
+    batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
+    with conn.transaction(), conn.cursor(name=f"summary_{filter_task_id}") as cur:
+        cur.itersize = 10000
+        cur.execute(db.sql("summary_numbers"), {"batchid": task["batchid"]})
+        url = storage.write_xlsx(
+            path,
+            [
+                ("numbers", NUMBER_COLUMNS, ([r[c] for c in NUMBER_COLUMNS] for r in cur)),
+                ("batches", BATCH_COLUMNS, (list(b.values()) for b in batches)),
+            ],
+        )
+    counts = verdict_counts(conn, task["batchid"])
+    log.info(
+        "filter task %s (batchid %s) finished: %d valid, %d invalid, %d unknown; summary %s",
+        filter_task_id,
+        task["batchid"],
+        counts["valid"],
+        counts["invalid"],
+        counts["unknown"],
+        url,
+    )
+    return {
+        "filter_task_id": filter_task_id,
+        "batchid": task["batchid"],
+        **counts,
+        "batches": len(batches),
+        "summary": url,
+        "files": storage.url(files.task_dir(filter_task_id)),
+    }
+
+
+def mark_task_failed(conn: psycopg.Connection[Any], filter_task_id: int, message: str) -> None:
+    with conn.transaction():
+        db.run(conn, "mark_task_failed", {"filter_task_id": filter_task_id, "message": message[:2000]})

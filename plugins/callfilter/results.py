@@ -1,0 +1,96 @@
+"""Query (the old job 3), the storing half: a vendor task's results into the database and files."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import psycopg
+
+from callfilter import codes, contract, db, files
+from callfilter.vendor import CallCenterHook
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "nid", "phone", "call_status", "billsec", "call_start_time", "answer_time", "call_end_time", "wait_time",
+    "uniqueid", "fail_call_times", "success_call_times", "ivr_key", "agent", "agent_billsec",
+    "agent_answer_time", "agent_end_time", "hangup_cause", "sip_code",
+)  # fmt: skip
+
+
+class BatchFailed(Exception):
+    """The vendor task ended without finishing (FAILED, CANCELLED) or timed out; what exists was stored."""
+
+
+def results_summary(records: list[dict[str, Any]], vendor_status: str) -> str:
+    """The count per call_status: "FINISHED: 1000 results: ANSWERED 401, VACANT 150, ..."."""
+    counts = Counter(r["call_status"] for r in records)
+    text = f"{vendor_status}: {len(records)} results"
+    if counts:
+        text += ": " + ", ".join(f"{status} {n}" for status, n in counts.most_common())
+    return text
+
+
+def store_results(
+    conn: psycopg.Connection[Any],
+    hook: CallCenterHook,
+    storage: files.Storage,
+    log_id: int,
+    vendor_status: str,
+) -> dict[str, Any]:
+    """Fetch every result of the batch's vendor task and store them; a rerun replaces, never duplicates.
+
+    `vendor_status` is the end status the sensor saw (or TIMEOUT). Raises BatchFailed after storing when the
+    task did not finish.
+    """
+    batch_log = db.one(conn, "get_batch_log", {"log_id": log_id})
+    if batch_log is None:
+        raise LookupError(f"batch log {log_id} does not exist")
+    task_id = batch_log["task_id"]
+    with conn.transaction():
+        db.run(conn, "mark_query_requested", {"log_id": log_id})
+    status = hook.task_status(task_id)
+    records, pages = hook.all_results(task_id)
+    batch_id = batch_log["filter_send_batch_id"]
+    finished = vendor_status == contract.FINISHED
+    summary = results_summary(records, vendor_status)
+    message = None if finished else _failure_message(batch_log, vendor_status, len(records))
+    with conn.transaction():
+        db.run(conn, "delete_batch_results", {"batch_id": batch_id})
+        with conn.cursor() as cur, cur.copy(db.sql("copy_batch_results")) as copy:
+            for record in records:
+                copy.write_row((batch_id, *(record.get(column) for column in RESULT_COLUMNS)))
+        db.run(
+            conn,
+            "record_query_result",
+            {
+                "log_id": log_id,
+                "batch_id": batch_id,
+                "recvflag": codes.FLAG_DONE if finished else codes.FLAG_FAILED,
+                "suminfo": summary,
+                "vendor_status": vendor_status,
+                "message": message,
+                "batch_status": codes.BATCH_STORED if finished else codes.BATCH_FAILED,
+            },
+        )
+    order, task = batch_log["batch_order"], batch_log["filter_task_id"]
+    storage.write_json(files.raw_results_path(task, order), {"status": status, "result_pages": pages})
+    storage.write_xlsx(
+        files.results_xlsx_path(task, order),
+        [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))],
+    )
+    log.info("batch %s of filter task %s, vendor task %s: %s", order, task, task_id, summary)
+    if message:
+        raise BatchFailed(message)
+    return {"log_id": log_id, "results": len(records), "summary": summary}
+
+
+def _failure_message(batch_log: dict[str, Any], vendor_status: str, stored: int) -> str:
+    what = "did not finish in time" if vendor_status == codes.VENDOR_TIMED_OUT else f"ended {vendor_status}"
+    return (
+        f"vendor task {batch_log['task_id']} of batch {batch_log['batch_order']} (filter task "
+        f"{batch_log['filter_task_id']}) {what}; {stored} of {batch_log['accepted']} results stored. "
+        "Clear this task to query again."
+    )

@@ -1,0 +1,74 @@
+"""The call_filter steps as the DAG calls them: each opens what it needs and does one step."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from callfilter import db, files
+from callfilter.params import ParamError, validate_params
+from callfilter.planning import PlanError, plan_batches
+from callfilter.registration import RegistrationError, register_task
+
+log = logging.getLogger(__name__)
+
+FINAL_ERRORS = (ParamError, RegistrationError, PlanError)
+
+
+def register(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """Validate the params and create or claim the filter task; returns its id for XCom."""
+    run_params = validate_params(params)
+    with db.connect() as conn:
+        registered = register_task(conn, run_params, dag_run_id)
+    if registered.nothing_to_screen:
+        log.info("batchid %s has nothing left to screen: no vendor call will be made", registered.batchid)
+    return {
+        "filter_task_id": registered.filter_task_id,
+        "batchid": registered.batchid,
+        "totalnum": registered.totalnum,
+    }
+
+
+def plan(filter_task: Mapping[str, Any], max_batches: int) -> list[dict[str, Any]]:
+    """Plan the batches; returns one small descriptor per batch for the mapped tasks."""
+    with db.connect() as conn:
+        task = db.one(conn, "get_task", {"filter_task_id": filter_task["filter_task_id"]})
+        conn.commit()
+        if task is None:
+            raise PlanError(f"filter task {filter_task['filter_task_id']} does not exist")
+        batches = plan_batches(conn, task, files.Storage(), max_batches)
+    for batch in batches:
+        log.info("%s -> %s", batch.label, files.request_path(batch.filter_task_id, batch.batch_order))
+    return [batch.to_xcom() for batch in batches]
+
+
+def apply(filter_task: Mapping[str, Any]) -> int:
+    from callfilter.verdicts import apply_verdicts
+
+    with db.connect() as conn:
+        return apply_verdicts(conn, filter_task["filter_task_id"])
+
+
+def finish(filter_task: Mapping[str, Any]) -> dict[str, Any]:
+    from callfilter.reports import finish_task
+
+    with db.connect() as conn:
+        return finish_task(conn, filter_task["filter_task_id"], files.Storage())
+
+
+def mark_failed(context: Mapping[str, Any]) -> None:
+    """on_failure_callback: record the failure on the filter task so the business system sees it."""
+    from callfilter.reports import mark_task_failed
+
+    ti = context["ti"]
+    filter_task = ti.xcom_pull(task_ids="register")
+    if not filter_task:
+        return
+    label = ti.task_id + (f"[{ti.map_index}]" if getattr(ti, "map_index", -1) >= 0 else "")
+    message = f"{label} failed: {context.get('exception')}"
+    try:
+        with db.connect() as conn:
+            mark_task_failed(conn, filter_task["filter_task_id"], message)
+    except Exception as exc:  # a callback must not hide the task's own failure
+        log.warning("could not mark filter task %s failed: %s", filter_task["filter_task_id"], exc)

@@ -1,0 +1,31 @@
+"""Apply verdicts: set valid_status, valid_reason and valid_checked_at of a task's rows in one UPDATE."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+
+from callfilter import db
+
+log = logging.getLogger(__name__)
+
+
+def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
+    """Set-based verdicts through the rule table in call_filter_dict; returns the rows updated."""
+    with conn.transaction():
+        with conn.cursor() as cur:
+            statements = db.statements("apply_verdicts")
+            cur.execute(statements[0], {"filter_task_id": filter_task_id})
+            updated = cur.rowcount
+            for statement in statements[1:]:
+                cur.execute(statement, {"filter_task_id": filter_task_id})
+    log.info("filter task %s: verdicts set on %d rows", filter_task_id, updated)
+    return updated
+
+
+def verdict_counts(conn: psycopg.Connection[Any], batchid: str) -> dict[str, int]:
+    """How many rows of the batchid are valid, invalid and unknown now."""
+    row = db.one(conn, "verdict_counts", {"batchid": batchid}) or {}
+    return {key: int(row.get(key) or 0) for key in ("valid", "invalid", "unknown", "total")}

@@ -1,0 +1,107 @@
+"""`make demo`: screen batch DEMO-1 end to end on embedded defaults and print where the results are.
+
+Embedded PostgreSQL (or CALLFILTER_DATABASE_URL), the bundled call-center simulator, and a local Airflow
+(SQLite metadata) running `airflow dags test call_filter`. Everything lands under .demo/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from callfilter import devenv  # noqa: E402
+
+APP_ID, APP_SECRET = "demo-app", "demo-secret"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--numbers", type=int, default=3000, help="numbers in batch DEMO-1")
+    parser.add_argument("--batch-size", type=int, default=500, help="numbers per vendor task")
+    parser.add_argument("--call-seconds", type=float, default=0.05, help="simulated mean call duration")
+    args = parser.parse_args()
+    demo = ROOT / ".demo"
+    demo.mkdir(exist_ok=True)
+    started = time.monotonic()
+
+    print("1/5 starting PostgreSQL ...", flush=True)
+    database = devenv.Database(demo / "pgdata")
+    database.create_database("callfilter")
+    numbers = devenv.sample_numbers(args.numbers, seed=2026)
+    blacklisted = sorted({n for n in numbers if n.isdigit() and len(n) == 11})[:5]
+    with database.connect("callfilter") as conn:
+        devenv.apply_schema(conn)
+        devenv.load_case_tel(conn, "DEMO-1", numbers)
+    print(f"    batch DEMO-1: {len(numbers)} numbers loaded into case_tel", flush=True)
+
+    print("2/5 starting the call-center simulator ...", flush=True)
+    port = devenv.free_port()
+    simulator = devenv.start_simulator(
+        port, APP_ID, APP_SECRET, "--call-seconds", str(args.call_seconds), "--lines", "60",
+        "--blacklist", ",".join(blacklisted), log_path=demo / "simulator.log",
+    )  # fmt: skip
+    try:
+        env = devenv.airflow_env(
+            demo / "airflow",
+            demo / "files",
+            database.airflow_conn("callfilter"),
+            devenv.callcenter_conn(port, APP_ID, APP_SECRET),
+            CALLFILTER_POLL_INTERVAL="1",
+        )
+        print("3/5 preparing Airflow (metadata database, pool callcenter) ...", flush=True)
+        devenv.prepare_airflow(env)
+        conf = {"batchid": "DEMO-1", "creator": "demo", "batch_size": args.batch_size, "calling_hours": ""}
+        print(f"4/5 airflow dags test call_filter -c '{json.dumps(conf)}' ...", flush=True)
+        result = devenv.airflow(env, "dags", "test", "call_filter", "-c", json.dumps(conf), check=False)
+        log_path = demo / "airflow-run.log"
+        log_path.write_text(result.stdout + result.stderr)
+        if result.returncode != 0 or "state=success" not in (result.stdout + result.stderr).replace(" ", ""):
+            print(f"call_filter failed; see {log_path}\n{(result.stdout + result.stderr)[-3000:]}")
+            return 1
+    finally:
+        simulator.terminate()
+
+    print("5/5 results", flush=True)
+    with database.connect("callfilter") as conn:
+        task = conn.execute(
+            "select id, status, totalnum, runendtime - runbegintime from call_filter_task "
+            "where batchid = 'DEMO-1' order by id desc limit 1"
+        ).fetchone()
+        counts = dict(
+            conn.execute(
+                "select s.name, count(*) from case_tel c join call_filter_dict s "
+                "on s.dict_type = 'valid_status' and s.code = c.valid_status::text "
+                "where c.batchid = 'DEMO-1' group by s.name"
+            ).fetchall()
+        )
+        reasons = conn.execute(
+            "select valid_reason, count(*) from case_tel where batchid = 'DEMO-1' group by 1 order by 2 desc"
+        ).fetchall()
+        batches = conn.execute(
+            "select count(*) from call_filter_send_batch where filter_task_id = %s", (task[0],)
+        ).fetchone()[0]
+    files = demo / "files" / f"task-{task[0]}"
+    print(
+        f"    filter task {task[0]}: {task[2]} numbers screened in {batches} vendor tasks, run took {task[3]}"
+    )
+    print(
+        f"    valid {counts.get('valid', 0)}, invalid {counts.get('invalid', 0)}, unknown {counts.get('unknown', 0)}"
+    )
+    print("    by reason: " + ", ".join(f"{r or 'none'} {n}" for r, n in reasons))
+    print(f"    summary:   {next(files.glob('*-summary.xlsx'))}")
+    print(f"    files:     {files}/ (requests/*.json, batches/*.xlsx, results/*.json|xlsx)")
+    print(f"    Airflow log: {demo / 'airflow-run.log'}")
+    if database.server is not None:
+        print(f"    database:  psql -h {database.params['host']} -U postgres callfilter")
+    print(f"demo finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

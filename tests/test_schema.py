@@ -1,0 +1,81 @@
+"""include/sql/schema.sql on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+
+from callfilter import contract, db
+
+INTEGRATION_COLUMNS = {
+    "case_tel": "telid batchid telno valid_status valid_reason valid_checked_at",
+    "call_filter_task": "id step status batchid categoryid tasktype totalnum creator createtime runbegintime runendtime",
+    "call_filter_send_batch": "id status filter_task_id batch_order totalnum creator createtime",
+    "call_filter_send_batch_log": "id filter_task_id filter_send_batch_id batch_order totalnum task_id creator "
+    "createtime runbegintime runendtime send_fromflag send_recvflag send_begintime send_recvtime send_res_suminfo "
+    "query_fromflag query_recvflag query_begintime query_recvtime query_res_suminfo",
+    "call_filter_send_detail": "id filter_send_batch_id telid telno call_info record_id creator createtime",
+    "call_filter_send_queryres": "id filter_send_batch_id nid phone call_status billsec call_start_time answer_time "
+    "call_end_time wait_time uniqueid fail_call_times success_call_times ivr_key agent agent_billsec "
+    "agent_answer_time agent_end_time createtime",
+    "call_filter_dict": "dict_type code name remark",
+}
+
+
+def catalog(handle) -> list:
+    return handle.rows(
+        "select table_name, column_name, data_type, column_default, is_nullable from information_schema.columns "
+        "where table_schema = 'public' order by 1, 2"
+    ) + handle.rows("select indexname, indexdef from pg_indexes where schemaname = 'public' order by 1")
+
+
+def test_schema_has_every_integration_column(db):
+    for table, columns in INTEGRATION_COLUMNS.items():
+        present = {r["column_name"] for r in db.rows(
+            "select column_name from information_schema.columns where table_name = %s", (table,)
+        )}  # fmt: skip
+        assert set(columns.split()) <= present, (table, set(columns.split()) - present)
+
+
+def test_schema_applies_twice_and_changes_nothing(db):
+    before = catalog(db)
+    dict_before = db.rows("select * from call_filter_dict order by 1, 2")
+    # An operator changes a rule; a second apply must keep it.
+    db.conn.execute(
+        "update call_filter_dict set name = 'unknown' where dict_type = 'verdict_rule' and code = 'BUSY'"
+    )
+    with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        db_module_apply(conn)
+        db_module_apply(conn)
+    assert catalog(db) == before
+    dict_after = db.rows("select * from call_filter_dict order by 1, 2")
+    assert len(dict_after) == len(dict_before)
+    assert (
+        db.value("select name from call_filter_dict where dict_type = 'verdict_rule' and code = 'BUSY'")
+        == "unknown"
+    )
+
+
+def db_module_apply(conn) -> None:
+    db.apply_schema(conn)
+
+
+def test_schema_applies_to_an_empty_database(database):
+    database.create_database("callfilter_empty")
+    with database.connect("callfilter_empty", row_factory=psycopg.rows.dict_row) as conn:
+        db.apply_schema(conn)
+        db.apply_schema(conn)
+        assert conn.execute("select count(*) as n from call_filter_dict").fetchone()["n"] > 30
+
+
+def test_rule_table_is_the_contracts_default(db):
+    rules = {r["code"]: r["name"] for r in db.rows(
+        "select code, name from call_filter_dict where dict_type = 'verdict_rule'"
+    )}  # fmt: skip
+    assert rules == contract.DEFAULT_VERDICT_RULES
+
+
+def test_business_system_registers_a_task_with_three_columns(db):
+    db.conn.execute("insert into call_filter_task(status, batchid, creator) values (0, 'B1', 'crm')")
+    row = db.rows("select * from call_filter_task")[0]
+    assert row["status"] == 0 and row["batch_size"] == 1000 and row["calling_hours"] == "09:00-21:00"
