@@ -29,7 +29,10 @@ def statements(name: str) -> list[str]:
 
 
 def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]]:
-    """A psycopg connection (rows as dicts) to the database of Airflow connection `conn_id`."""
+    """A psycopg connection (rows as dicts) to the database of Airflow connection `conn_id`.
+
+    It autocommits: each `conn.transaction()` block is one real transaction, committed as it ends.
+    """
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
@@ -43,6 +46,7 @@ def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]
         sslmode=extra.get("sslmode"),
         application_name="callfilter",
         row_factory=dict_row,
+        autocommit=True,
     )
 
 

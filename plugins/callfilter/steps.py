@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from callfilter import db, files
 from callfilter.params import ParamError, validate_params
@@ -14,8 +17,23 @@ from callfilter.registration import RegistrationError, register_task
 log = logging.getLogger(__name__)
 
 FINAL_ERRORS = (ParamError, RegistrationError, PlanError)
+T = TypeVar("T")
 
 
+def fail_final(step: Callable[..., T]) -> Callable[..., T]:
+    """Errors that a retry cannot mend fail the task at once, with their message."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return step(*args, **kwargs)
+        except FINAL_ERRORS as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    return run
+
+
+@fail_final
 def register(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     """Validate the params and create or claim the filter task; returns its id for XCom."""
     run_params = validate_params(params)
@@ -30,11 +48,11 @@ def register(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
     }
 
 
+@fail_final
 def plan(filter_task: Mapping[str, Any], max_batches: int) -> list[dict[str, Any]]:
     """Plan the batches; returns one small descriptor per batch for the mapped tasks."""
     with db.connect() as conn:
         task = db.one(conn, "get_task", {"filter_task_id": filter_task["filter_task_id"]})
-        conn.commit()
         if task is None:
             raise PlanError(f"filter task {filter_task['filter_task_id']} does not exist")
         batches = plan_batches(conn, task, files.Storage(), max_batches)

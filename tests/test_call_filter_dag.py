@@ -1,0 +1,227 @@
+"""call_filter through real Airflow (`airflow dags test`), against the simulator on real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from callfilter import contract, devenv
+from callfilter.simulator import outcome_for
+from tests.conftest import RUN_DIR
+
+pytestmark = pytest.mark.dag
+
+VERDICT_CODES = {"valid": 1, "invalid": 2, "unknown": 0}
+SEED = 11
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    home = RUN_DIR / "airflow"
+    env = devenv.airflow_env(home, RUN_DIR / "files", "{}", "{}")
+    devenv.prepare_airflow(env)
+    return home
+
+
+def run_dag(airflow_home, db, sim, files_root: Path, conf: dict, logical_date: str | None = None, **extra):
+    env = devenv.airflow_env(
+        airflow_home, files_root, db.conn_uri(), sim.conn_uri(), CALLFILTER_POLL_INTERVAL="0.5", **extra
+    )
+    args = ["dags", "test", "call_filter", *([logical_date] if logical_date else []), "-c", json.dumps(conf)]
+    result = devenv.airflow(env, *args, check=False)
+    output = result.stdout + result.stderr
+    log_file = RUN_DIR / f"dag-run-{conf.get('batchid')}-{len(list(RUN_DIR.glob('dag-run-*')))}.log"
+    log_file.write_text(output)
+    succeeded = (
+        result.returncode == 0 and re.search(r"state=success|DagRunState\.SUCCESS", output) is not None
+    )
+    return succeeded, output
+
+
+def normalised(telno: str) -> str:
+    return re.sub(r"[\s().\[\]-]", "", telno)
+
+
+def dialable(telno: str) -> bool:
+    return contract.DIALABLE_RE.match(normalised(telno)) is not None
+
+
+def load(db, batchid: str, numbers: list[str], first_telid: int = 1) -> None:
+    devenv.load_case_tel(db.conn, batchid, numbers, first_telid)
+
+
+def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, start_simulator, tmp_path):
+    numbers = devenv.sample_numbers(2400, seed=SEED)
+    numbers += ["12", "abc", "138-0013-8000", "13800138000", "(138) 0013.8000", "13911112222", "13911113333"]
+    numbers += ["13700000001", "13700000002"]  # pre-marked valid / invalid below
+    load(db, "E2E-1", numbers)
+    total = len(numbers)
+    db.conn.execute(
+        "update case_tel set valid_status = 1, valid_reason = 'ANSWERED' where telno = '13700000001'"
+    )
+    db.conn.execute(
+        "update case_tel set valid_status = 2, valid_reason = 'VACANT' where telno = '13700000002'"
+    )
+    blacklist = "13911112222,13911113333"
+    sim = start_simulator(
+        "--call-seconds", "0.05", "--lines", "40", "--seed", str(SEED), "--blacklist", blacklist,
+        "--error-rate", "0.05", "--throttle-rate", "0.05", "--rate-limit", "0",
+    )  # fmt: skip
+    files_root = tmp_path / "files"
+    conf = {
+        "batchid": "E2E-1",
+        "creator": "ana.lyst",
+        "batch_size": 400,
+        "calling_hours": "",
+        "max_attempts": 2,
+    }
+    ok, output = run_dag(airflow_home, db, sim, files_root, conf, logical_date="2026-11-01T00:00:00+00:00")
+    assert ok, output[-5000:]
+
+    task = db.rows("select * from call_filter_task where batchid = 'E2E-1'")
+    assert len(task) == 1
+    task = task[0]
+    assert (task["status"], task["step"], task["totalnum"], task["creator"]) == (2, 5, total - 1, "ana.lyst")
+    assert task["runbegintime"] and task["runendtime"] and task["max_attempts"] == 2
+
+    screened = [n for n in numbers if n != "13700000001"]
+    phones = {normalised(n) for n in screened if dialable(n)}
+    batches = db.rows(
+        "select * from call_filter_send_batch where filter_task_id = %s order by batch_order", (task["id"],)
+    )
+    assert len(batches) == math.ceil(len(phones) / 400)
+    assert [b["batch_order"] for b in batches] == list(range(1, len(batches) + 1))
+    assert sum(b["totalnum"] for b in batches) == len(phones) and all(b["status"] == 2 for b in batches)
+
+    logs = db.rows(
+        "select * from call_filter_send_batch_log where filter_task_id = %s order by batch_order",
+        (task["id"],),
+    )
+    assert len(logs) == len(batches)
+    for log_row in logs:
+        assert (log_row["send_fromflag"], log_row["send_recvflag"]) == (1, 1)
+        assert (log_row["query_fromflag"], log_row["query_recvflag"]) == (1, 1)
+        assert log_row["task_id"].startswith("T") and log_row["send_begintime"] <= log_row["send_recvtime"]
+        assert log_row["query_begintime"] <= log_row["query_recvtime"]
+        assert re.fullmatch(r"accepted \d+, rejected \d+(: .+)?", log_row["send_res_suminfo"])
+        assert log_row["query_res_suminfo"].startswith(f"FINISHED: {log_row['accepted']} results")
+    assert sum(log_row["rejected"] for log_row in logs) == 2
+    assert any(re.search(r"rejected [12]: BLACKLIST [12]$", log_row["send_res_suminfo"]) for log_row in logs)
+
+    details = db.rows("select d.* from call_filter_send_detail d join call_filter_send_batch b "
+                      "on b.id = d.filter_send_batch_id where b.filter_task_id = %s", (task["id"],))  # fmt: skip
+    assert len(details) == sum(1 for n in screened if dialable(n))
+    repeated = {d["record_id"] for d in details if d["phone"] == "13800138000"}
+    assert len(repeated) == 1 and sum(1 for d in details if d["phone"] == "13800138000") >= 3
+
+    results = db.value("select count(*) from call_filter_send_queryres q join call_filter_send_batch b "
+                       "on b.id = q.filter_send_batch_id where b.filter_task_id = %s", (task["id"],))  # fmt: skip
+    assert results == len(phones) - 2  # every accepted number once; the 2 blacklisted are not dialed
+
+    # Verdicts: what the simulator's outcome and the rule table say, row by row.
+    rows = db.rows(
+        "select telno, valid_status, valid_reason, valid_checked_at from case_tel where batchid = 'E2E-1'"
+    )
+    for row in rows:
+        telno = row["telno"]
+        if telno == "13700000001":
+            expected = (1, "ANSWERED")
+        elif not dialable(telno):
+            expected = (2, "FORMAT")
+        elif normalised(telno) in blacklist.split(","):
+            expected = (0, "BLACKLIST")
+        else:
+            status = outcome_for(normalised(telno), SEED)
+            expected = (VERDICT_CODES[contract.DEFAULT_VERDICT_RULES[status]], status)
+            if telno == "13700000002" and expected[0] == 0:
+                expected = (2, "VACANT")  # an unknown outcome never replaces a known verdict
+        assert (row["valid_status"], row["valid_reason"]) == expected, telno
+        assert row["valid_checked_at"] is not None or telno == "13700000001"
+
+    # Files: the exact request bodies, the xlsx for people, raw results and the summary.
+    task_dir = files_root / f"task-{task['id']}"
+    for batch in batches:
+        body = json.loads((task_dir / "requests" / f"batch-{batch['batch_order']:04d}.json").read_text())
+        assert body["request_id"] == f"cf-{task['id']}-{batch['batch_order']:04d}"
+        assert len(body["numbers"]) == batch["totalnum"] and body["max_attempts"] == 2
+        assert (task_dir / "batches" / f"batch-{batch['batch_order']:04d}.xlsx").exists()
+        raw = json.loads((task_dir / "results" / f"batch-{batch['batch_order']:04d}.json").read_text())
+        assert raw["status"]["status"] == "FINISHED"
+        sheet = load_workbook(task_dir / "results" / f"batch-{batch['batch_order']:04d}.xlsx").active
+        assert sheet.max_row - 1 == logs[batch["batch_order"] - 1]["accepted"]
+    summary = load_workbook(task_dir / f"ana.lyst-task-{task['id']}-summary.xlsx")
+    assert summary["numbers"].max_row - 1 == total and summary["batches"].max_row - 1 == len(batches)
+
+    stats = sim.stats()
+    assert stats["tasks_created"] == len(batches) and stats["max_dials_per_number"] == 1
+    assert stats["numbers_dialed"] == len(phones) - 2
+    assert stats["injected_5xx"] + stats["injected_429"] > 0
+    assert "batch 1/" in output and "numbers" in output  # mapped tasks are labelled by batch
+
+    # Running the task again (a new DAG run naming it; `dags test` cannot keep a run id, so a clear of the
+    # same run is covered in test_steps): it continues from where it stands and dials nothing twice.
+    before = db.rows("select telid, valid_status, valid_reason from case_tel order by telid")
+    conf["filter_task_id"] = task["id"]
+    ok, output = run_dag(airflow_home, db, sim, files_root, conf, logical_date="2026-11-02T00:00:00+00:00")
+    assert ok, output[-5000:]
+    again = sim.stats()
+    assert (
+        again["tasks_created"] == stats["tasks_created"]
+        and again["numbers_dialed"] == stats["numbers_dialed"]
+    )
+    assert db.value("select count(*) from call_filter_task") == 1
+    assert db.value("select count(*) from call_filter_send_batch") == len(batches)
+    assert db.value("select count(*) from call_filter_send_queryres") == results
+    assert db.rows("select telid, valid_status, valid_reason from case_tel order by telid") == before
+    assert "was sent before as vendor task" in output and "already has" in output
+
+
+def test_failed_vendor_task_fails_its_batch_and_keeps_what_exists(
+    airflow_home, db, start_simulator, tmp_path
+):
+    load(db, "E2E-2", [f"1350000{i:04d}" for i in range(60)])
+    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0", "--fail-tasks=-0002$")
+    ok, output = run_dag(
+        airflow_home, db, sim, tmp_path, {"batchid": "E2E-2", "batch_size": 20, "calling_hours": ""}
+    )
+    assert not ok
+    assert "ended FAILED; 10 of 20 results stored" in output
+    logs = {r["batch_order"]: r for r in db.rows("select * from call_filter_send_batch_log")}
+    assert logs[2]["query_recvflag"] == -1 and logs[2]["vendor_status"] == "FAILED"
+    assert logs[1]["query_recvflag"] == 1 and logs[3]["query_recvflag"] == 1
+    assert db.value("select status from call_filter_send_batch where batch_order = 2") == 3
+    task = db.rows("select * from call_filter_task")[0]
+    assert task["status"] == 3 and "ended FAILED" in task["message"]
+    assert db.value("select count(*) from call_filter_send_queryres") == 50
+
+
+def test_nothing_to_screen_finishes_without_calling_the_vendor(airflow_home, db, simulator, tmp_path):
+    load(db, "E2E-3", ["13500000001", "13500000002"])
+    db.conn.execute("update case_tel set valid_status = 1")
+    ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "E2E-3", "calling_hours": ""})
+    assert ok, output[-3000:]
+    assert simulator.stats()["requests"] == 0
+    task = db.rows("select * from call_filter_task")[0]
+    assert (task["status"], task["totalnum"]) == (2, 0)
+
+
+def test_bad_params_and_refusals_fail_with_their_messages(airflow_home, db, simulator, tmp_path):
+    ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "NOPE", "calling_hours": ""})
+    assert not ok and "batchid NOPE has no numbers" in output
+
+    ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "B", "batch_size": 5000})
+    assert not ok and "batch_size" in output
+
+    ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "B", "calling_hours": "9 to 5"})
+    assert not ok and "calling_hours" in output
+
+    load(db, "E2E-4", ["13500000001"])
+    db.conn.execute("insert into call_filter_task (status, batchid, creator) values (0, 'E2E-4', 'crm')")
+    ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "E2E-4", "calling_hours": ""})
+    assert not ok and "batchid E2E-4 already has an unfinished filter task" in output
+    assert simulator.stats()["requests"] == 0
