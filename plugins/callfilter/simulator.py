@@ -537,7 +537,10 @@ def build_app(config: SimulatorConfig, clock: Any = time.time) -> FastAPI:
         """Every contract route: signature, timestamp and nonce; rate limit; injected faults."""
         center.counters["requests"] += 1
         body = await request.body()
-        path_and_query = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # The path and query exactly as sent (not percent-decoded), as the client signed them.
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string") or b""
+        path_and_query = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
         center.authenticate(request.method, path_and_query, request.headers, body)
         center.admit()
 
