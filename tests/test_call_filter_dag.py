@@ -225,3 +225,29 @@ def test_bad_params_and_refusals_fail_with_their_messages(airflow_home, db, simu
     ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "E2E-4", "calling_hours": ""})
     assert not ok and "batchid E2E-4 already has an unfinished filter task" in output
     assert simulator.stats()["requests"] == 0
+
+
+def test_clearing_the_whole_run_continues_and_dials_nothing_twice(
+    airflow_home, db, start_simulator, tmp_path
+):
+    load(db, "E2E-5", devenv.sample_numbers(600, seed=5))
+    sim = start_simulator("--call-seconds", "0.02", "--lines", "50", "--rate-limit", "0")
+    env = devenv.airflow_env(
+        airflow_home, tmp_path, db.conn_uri(), sim.conn_uri(), CALLFILTER_POLL_INTERVAL="0.5"
+    )
+    conf = {"batchid": "E2E-5", "batch_size": 200, "calling_hours": ""}
+    when = ("2026-10-01T00:00:00+00:00", "2026-10-01T00:00:00+00:00")
+    first = devenv.dag_test_run(env, "call_filter", conf, *when)
+    assert "state=success" in first.stdout, first.stdout[-3000:] + first.stderr[-3000:]
+    stats = sim.stats()
+    verdicts = db.rows("select telid, valid_status, valid_reason from case_tel order by telid")
+    cleared = devenv.dag_test_run(env, "call_filter", conf, *when)
+    output = cleared.stdout + cleared.stderr
+    assert "state=success" in cleared.stdout, output[-5000:]
+    run_ids = set(re.findall(r"DAG RUN (\S+) state", first.stdout + cleared.stdout))
+    assert len(run_ids) == 1  # the same DAG run, cleared and run again
+    assert "is already finished; this rerun redoes nothing" in output
+    assert sim.stats()["tasks_created"] == stats["tasks_created"] == 3
+    assert sim.stats()["numbers_dialed"] == stats["numbers_dialed"]
+    assert db.value("select count(*) from call_filter_task") == 1
+    assert db.rows("select telid, valid_status, valid_reason from case_tel order by telid") == verdicts

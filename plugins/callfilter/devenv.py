@@ -210,3 +210,33 @@ def prepare_airflow(env: dict[str, str]) -> None:
     airflow(env, "db", "migrate")
     airflow(env, "pools", "set", "callcenter", "5", "vendor tasks running at once (vendor cap: 5 unfinished)",
             "--include-deferred")  # fmt: skip
+
+
+_DAG_TEST = """
+import json, sys
+import pendulum
+from airflow.dag_processing.dagbag import DagBag
+
+dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[2]]
+run = dag.test(logical_date=pendulum.parse(sys.argv[3]), run_after=pendulum.parse(sys.argv[4]),
+               run_conf=json.loads(sys.argv[5]))
+print(f"DAG RUN {run.run_id} state={run.state}")
+"""
+
+
+def dag_test_run(
+    env: dict[str, str], dag_id: str, conf: dict[str, Any], logical_date: str, run_after: str
+) -> subprocess.CompletedProcess:
+    """`dag.test()` with a fixed run_after: a second call clears and reruns the same DAG run (same run_id),
+    as clearing the whole run in the UI does. (`airflow dags test` makes a new run_id every time.)"""
+    args = [
+        sys.executable,
+        "-c",
+        _DAG_TEST,
+        str(ROOT / "dags"),
+        dag_id,
+        logical_date,
+        run_after,
+        json.dumps(conf),
+    ]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
