@@ -181,23 +181,29 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
     assert "was sent before as vendor task" in output and "already has" in output
 
 
-def test_failed_vendor_task_fails_its_batch_and_keeps_what_exists(
+def test_failed_and_stuck_vendor_tasks_fail_their_batches_and_keep_what_exists(
     airflow_home, db, start_simulator, tmp_path
 ):
     load(db, "E2E-2", [f"1350000{i:04d}" for i in range(60)])
-    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0", "--fail-tasks=-0002$")
-    ok, output = run_dag(
-        airflow_home, db, sim, tmp_path, {"batchid": "E2E-2", "batch_size": 20, "calling_hours": ""}
+    sim = start_simulator(
+        "--call-seconds", "0", "--rate-limit", "0", "--fail-tasks=-0002$", "--stuck-tasks=-0003$"
     )
+    conf = {"batchid": "E2E-2", "batch_size": 20, "calling_hours": ""}
+    ok, output = run_dag(airflow_home, db, sim, tmp_path, conf, CALLFILTER_QUERY_TIMEOUT="3")
     assert not ok
-    assert "ended FAILED; 10 of 20 results stored" in output
+    assert "batch 2 (filter task 1) ended FAILED; 10 of 20 results stored" in output
+    assert "batch 3 (filter task 1) did not finish in time; 19 of 20 results stored" in output
     logs = {r["batch_order"]: r for r in db.rows("select * from call_filter_send_batch_log")}
+    assert logs[1]["query_recvflag"] == 1 and logs[1]["vendor_status"] == "FINISHED"
     assert logs[2]["query_recvflag"] == -1 and logs[2]["vendor_status"] == "FAILED"
-    assert logs[1]["query_recvflag"] == 1 and logs[3]["query_recvflag"] == 1
-    assert db.value("select status from call_filter_send_batch where batch_order = 2") == 3
+    assert logs[3]["query_recvflag"] == -1 and logs[3]["vendor_status"] == "TIMEOUT"
+    statuses = {r["batch_order"]: r["status"] for r in db.rows("select * from call_filter_send_batch")}
+    assert statuses == {1: 2, 2: 3, 3: 3}
     task = db.rows("select * from call_filter_task")[0]
-    assert task["status"] == 3 and "ended FAILED" in task["message"]
-    assert db.value("select count(*) from call_filter_send_queryres") == 50
+    assert task["status"] == 3 and "results stored" in task["message"]
+    assert db.value("select count(*) from call_filter_send_queryres") == 20 + 10 + 19
+    # Verdicts are not applied while a batch has failed: the run stops before apply_verdicts.
+    assert db.value("select count(*) from case_tel where valid_status <> 0") == 0
 
 
 def test_nothing_to_screen_finishes_without_calling_the_vendor(airflow_home, db, simulator, tmp_path):

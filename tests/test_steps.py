@@ -159,3 +159,29 @@ def test_final_errors_fail_without_retry(db):
 
     with pytest.raises(AirflowFailException, match="batch_size: must be an integer from 1 to 1000"):
         steps.register({"batchid": "X", "batch_size": 0}, "run-x")
+
+
+def test_send_defers_until_the_calling_window_opens(db, storage, start_simulator, monkeypatch):
+    from datetime import datetime, timedelta
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from callfilter.operators import SendBatchOperator
+    from callfilter.params import next_window_start, timezone
+
+    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0")
+    monkeypatch.setenv("CALLFILTER_TIMEZONE", "Asia/Shanghai")
+    now = datetime.now(timezone())
+    opens, closes = now + timedelta(hours=2), now + timedelta(hours=3)
+    hours = f"{opens:%H:%M}-{closes:%H:%M}"
+    devenv.load_case_tel(db.conn, "S7", ["13500000001"])
+    task = registered(db, "S7", calling_hours=hours)
+    with dbm.connect() as conn:
+        (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
+    operator = SendBatchOperator(task_id="send", batch=batch.to_xcom())
+    context: dict = {}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    assert deferred.value.trigger.moment == next_window_start(hours, now)
+    assert deferred.value.method_name == "execute" and context["batch_label"] == "batch 1/1, 1 numbers"
+    assert sim.stats()["requests"] == 0

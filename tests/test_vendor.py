@@ -59,15 +59,11 @@ def test_tampered_body_is_refused(simulator):
     signed_for = contract.encode_body({"request_id": "a", "numbers": numbers(1)})
     sent = contract.encode_body({"request_id": "a", "numbers": numbers(2)})
     headers = contract.signed_headers(APP_ID, APP_SECRET, "POST", path, signed_for, int(time.time()))
-    response = requests.post(sim_url(simulator) + path, data=sent, headers=headers, timeout=5)
+    response = requests.post(simulator.url + path, data=sent, headers=headers, timeout=5)
     with pytest.raises(AuthenticationError) as err:
         parse_response(response.status_code, response.content, response.headers)
     assert err.value.code == 40101 and err.value.http_status == 401 and not err.value.retryable
     assert simulator.stats()["tasks_created"] == 0
-
-
-def sim_url(sim) -> str:
-    return sim.url
 
 
 def test_wrong_secret_is_refused_and_not_retried(simulator, monkeypatch):
@@ -262,3 +258,13 @@ def test_async_status_for_the_triggerer(simulator):
     assert status["status"] == "FINISHED" and status["total"] == 5
     with pytest.raises(TaskNotFoundError):
         asyncio.run(atask_status("callcenter_default", "T-none"))
+
+
+def test_slow_answers_time_out_and_count_as_retryable(start_simulator):
+    start_simulator("--latency", "0.5", "--rate-limit", "0")
+    hook = CallCenterHook(retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02), timeout=0.1)
+    with pytest.raises(VendorUnavailableError) as err:
+        hook.task_status("T1")
+    assert err.value.retryable and err.value.attempts == 2 and "ReadTimeout" in str(err.value)
+    with pytest.raises(TaskNotFoundError):
+        CallCenterHook(timeout=5).task_status("T1")

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import logging
@@ -314,7 +315,7 @@ class CallCenter:
         expected = contract.signature(
             self.config.app_secret, app_id, timestamp, nonce, method, path_and_query, body
         )
-        if not sig or not _constant_time_equal(sig, expected):
+        if not sig or not hmac.compare_digest(sig.encode(), expected.encode()):
             raise ApiError(contract.BAD_SIGNATURE, "bad or missing signature")
         now = self.clock()
         if not timestamp.isdigit() or abs(int(timestamp) - now) > contract.TIMESTAMP_SKEW_SECONDS:
@@ -504,12 +505,6 @@ class CallCenter:
             "dropped_connections": self.counters["dropped"],
             "requests": self.counters["requests"],
         }
-
-
-def _constant_time_equal(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _iso(ts: float) -> str:
