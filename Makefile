@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint format bench simulator clean
+.PHONY: venv demo test lint format simulator clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,6 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-
-bench: venv
-	$(BIN)/python bench/run.py
 
 simulator: venv  ## a call-center simulator on :8099 (see --help for options)
 	PYTHONPATH=plugins $(BIN)/python -m callfilter.simulator --port 8099
