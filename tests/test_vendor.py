@@ -187,7 +187,7 @@ def test_submission_rejects_format_duplicate_and_blacklist(start_simulator):
 
 
 def test_status_moves_queued_dialing_finished_and_results_grow(start_simulator):
-    start_simulator("--call-seconds", "0.3", "--lines", "4", "--rate-limit", "0")
+    start_simulator("--call-seconds", "1", "--lines", "4", "--rate-limit", "0")
     hook = CallCenterHook()
     first = hook.create_task("cf-7-0001", "fills the lines", numbers(8, 13700000000))["task_id"]
     second = hook.create_task("cf-7-0002", "waits", numbers(8))["task_id"]
