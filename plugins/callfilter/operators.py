@@ -96,17 +96,26 @@ class VendorTaskSensor(BaseSensorOperator):
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
-        poll = poll_interval or float(os.environ.get(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL))
-        super().__init__(poke_interval=poll, **kwargs)
+        super().__init__(poke_interval=poll_interval or DEFAULT_POLL_INTERVAL, **kwargs)
         self.batch_log_id = batch_log_id
         self.callcenter_conn_id = callcenter_conn_id
-        self.poll_interval = poll
-        env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
-        self.vendor_timeout = vendor_timeout or (
-            timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
-        )
+        self.poll_interval = poll_interval
+        self.vendor_timeout = vendor_timeout
         self.deferrable = deferrable
         self._vendor_status: str | None = None
+
+    def _poll_seconds(self) -> float:
+        # Read where the task runs, so a deployment sets it in the workers' environment.
+        return self.poll_interval or float(os.environ.get(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL))
+
+    def _deadline(self, batch_log: dict[str, Any]) -> float:
+        """The vendor task's deadline: the query timeout after it was created."""
+        timeout = self.vendor_timeout
+        if timeout is None:
+            env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
+            timeout = timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
+        sent = batch_log["send_recvtime"]
+        return (sent.timestamp() if sent else time.time()) + timeout.total_seconds()
 
     def _batch_log(self, context: Any) -> dict[str, Any]:
         from callfilter import db
@@ -118,44 +127,45 @@ class VendorTaskSensor(BaseSensorOperator):
         _label(context, f"batch {batch_log['batch_order']}, {batch_log['totalnum']} numbers")
         return batch_log
 
-    def _deadline(self, batch_log: dict[str, Any]) -> float:
-        sent = batch_log["send_recvtime"]
-        return (sent.timestamp() if sent else time.time()) + self.vendor_timeout.total_seconds()
-
-    def poke(self, context: Any) -> bool:
+    def _end_status(self, batch_log: dict[str, Any]) -> str | None:
+        """The vendor task's end status, TIMEOUT past the deadline, or None while it runs."""
         from callfilter import codes, contract
         from callfilter.vendor import CallCenterHook
 
-        batch_log = self._batch_log(context)
         status = CallCenterHook(self.callcenter_conn_id).task_status(batch_log["task_id"])["status"]
-        if status not in contract.END_STATUSES and time.time() >= self._deadline(batch_log):
-            status = codes.VENDOR_TIMED_OUT
-        self._vendor_status = status
-        return status in contract.END_STATUSES or status == codes.VENDOR_TIMED_OUT
+        if status in contract.END_STATUSES:
+            return status
+        return codes.VENDOR_TIMED_OUT if time.time() >= self._deadline(batch_log) else None
+
+    def poke(self, context: Any) -> bool:
+        self._vendor_status = self._end_status(self._batch_log(context))
+        return self._vendor_status is not None
 
     def execute(self, context: Any) -> int:
         from callfilter.triggers import VendorTaskTrigger
 
-        if self.poke(context):
-            return self._store(context, self._vendor_status or "")
-        if not self.deferrable:
-            super().execute(context)  # pokes until the vendor task ends
-            return self._store(context, self._vendor_status or "")
         batch_log = self._batch_log(context)
+        self._vendor_status = self._end_status(batch_log)
+        if self._vendor_status is None and not self.deferrable:
+            super().execute(context)  # pokes until the vendor task ends
+        if self._vendor_status is not None:
+            return self._store(context, self._vendor_status)
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
         self.defer(
             trigger=VendorTaskTrigger(
                 vendor_task_id=batch_log["task_id"],
                 callcenter_conn_id=self.callcenter_conn_id,
-                poll_interval=self.poll_interval,
+                poll_interval=self._poll_seconds(),
                 deadline=self._deadline(batch_log),
             ),
             method_name="execute_complete",
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> int:
+        from callfilter.triggers import ERROR
+
         self._batch_log(context)
-        if event.get("status") == "ERROR":
+        if event.get("status") == ERROR:
             raise AirflowFailException(f"vendor task {event.get('vendor_task_id')}: {event.get('message')}")
         return self._store(context, event["status"])
 

@@ -13,6 +13,7 @@ from callfilter.verdicts import verdict_counts
 log = logging.getLogger(__name__)
 
 NUMBER_COLUMNS = ["telid", "telno", "verdict", "valid_reason", "valid_checked_at"]
+NUMBER_HEADER = [*NUMBER_COLUMNS[:-1], "valid_checked_at (UTC)"]
 BATCH_COLUMNS = [
     "batch_order", "numbers", "vendor_task_id", "send_result", "send_seconds", "query_seconds",
     "vendor_status", "query_result", "valid", "invalid", "unknown",
@@ -33,7 +34,7 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         url = storage.write_xlsx(
             path,
             [
-                ("numbers", NUMBER_COLUMNS, ([r[c] for c in NUMBER_COLUMNS] for r in cur)),
+                ("numbers", NUMBER_HEADER, ([r[c] for c in NUMBER_COLUMNS] for r in cur)),
                 ("batches", BATCH_COLUMNS, (list(b.values()) for b in batches)),
             ],
         )
