@@ -16,8 +16,10 @@ from callfilter.vendor import (
     ClockSkewError,
     NonceReusedError,
     RequestConflictError,
+    ResultsExpiredError,
     RetryPolicy,
     TaskNotFoundError,
+    TooManyTasksError,
     VendorUnavailableError,
     atask_status,
     parse_response,
@@ -211,9 +213,9 @@ def test_unfinished_task_cap_answers_42902(start_simulator):
     hook = CallCenterHook(retry=RetryPolicy(max_attempts=1))
     hook.create_task("cf-8-0001", "a", numbers(2))
     hook.create_task("cf-8-0002", "b", numbers(2))
-    with pytest.raises(Exception) as err:
+    with pytest.raises(TooManyTasksError) as err:
         hook.create_task("cf-8-0003", "c", numbers(2))
-    assert getattr(err.value, "code", None) == 42902 and err.value.retryable
+    assert err.value.code == 42902 and err.value.retryable and err.value.http_status == 429
 
 
 def test_cancel_stops_dialing(start_simulator):
@@ -247,9 +249,9 @@ def test_results_expire(start_simulator):
     hook = CallCenterHook()
     task_id = hook.create_task("cf-11-0001", "old", numbers(3))["task_id"]
     time.sleep(0.4)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(ResultsExpiredError) as err:
         hook.results_page(task_id, 1)
-    assert getattr(err.value, "code", None) == 40402
+    assert err.value.code == 40402 and not err.value.retryable
 
 
 def test_async_status_for_the_triggerer(simulator):

@@ -63,12 +63,17 @@ class Database:
         return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, **kwargs)
 
     def create_database(self, name: str, template: str | None = None, replace: bool = True) -> None:
+        from psycopg import sql
+
         with self.connect(autocommit=True) as conn:
             if replace:
-                conn.execute(f'drop database if exists "{name}" with (force)')
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
             elif conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
                 return
-            conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
+            create = sql.SQL("create database {}").format(sql.Identifier(name))
+            if template:
+                create += sql.SQL(" template {}").format(sql.Identifier(template))
+            conn.execute(create)
 
     def airflow_conn(self, dbname: str) -> str:
         """The `callfilter_db` connection, as an AIRFLOW_CONN_* JSON value."""
