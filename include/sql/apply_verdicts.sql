@@ -21,6 +21,4 @@ set valid_status = o.status, valid_reason = o.reason, valid_checked_at = now()
 from outcome o
 where t.telid = o.telid
   and t.valid_status <> 1
-  and (o.status <> 0 or t.valid_status = 0);
-
-update call_filter_task set step = greatest(step, 4) where id = %(filter_task_id)s
+  and (o.status <> 0 or t.valid_status = 0)

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from callfilter import db
+from callfilter import codes, db
 
 log = logging.getLogger(__name__)
 
@@ -15,12 +15,10 @@ log = logging.getLogger(__name__)
 def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
     """Set-based verdicts through the rule table in call_filter_dict; returns the rows updated."""
     with conn.transaction():
-        with conn.cursor() as cur:
-            statements = db.statements("apply_verdicts")
-            cur.execute(statements[0], {"filter_task_id": filter_task_id})
-            updated = cur.rowcount
-            for statement in statements[1:]:
-                cur.execute(statement, {"filter_task_id": filter_task_id})
+        updated = db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id})
+        db.run(
+            conn, "mark_task_step", {"filter_task_id": filter_task_id, "step": codes.STEP_VERDICTS_APPLIED}
+        )
     log.info("filter task %s: verdicts set on %d rows", filter_task_id, updated)
     return updated
 
