@@ -1,4 +1,8 @@
-"""Status, step and flag codes the pipeline writes (seeded into call_filter_dict by schema.sql)."""
+"""Status, step and flag codes the pipeline writes, as Python names.
+
+The SQL files in include/sql write the same codes as literals; call_filter_dict (seeded by schema.sql)
+explains each one to operators.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ TASK_REGISTERED = 0
 TASK_RUNNING = 1
 TASK_FINISHED = 2
 TASK_FAILED = 3
-TASK_OPEN_STATUSES = (TASK_REGISTERED, TASK_RUNNING)
 
 # call_filter_task.step: the last step reached
 STEP_REGISTERED = 1
@@ -26,21 +29,6 @@ BATCH_FAILED = 3
 FLAG_NONE = 0
 FLAG_DONE = 1
 FLAG_FAILED = -1
-
-# case_tel.valid_status
-UNKNOWN = 0
-VALID = 1
-INVALID = 2
-VALID_STATUS_NAMES = {UNKNOWN: "unknown", VALID: "valid", INVALID: "invalid"}
-
-# case_tel.valid_reason besides a vendor call_status
-REASON_FORMAT = "FORMAT"
-REASON_BLACKLIST = "BLACKLIST"
-REASON_DNC = "DNC"
-
-# call_filter_send_detail.call_info: the submission outcome
-CALL_INFO_ACCEPTED = "ACCEPTED"
-CALL_INFO_REJECTED_PREFIX = "REJECTED:"
 
 # call_filter_send_batch_log.vendor_status when the vendor task did not end within the query timeout
 VENDOR_TIMED_OUT = "TIMEOUT"

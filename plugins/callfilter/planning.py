@@ -35,10 +35,6 @@ class BatchRef:
     def to_xcom(self) -> dict[str, Any]:
         return {**asdict(self), "label": self.label}
 
-    @classmethod
-    def from_xcom(cls, value: dict[str, Any]) -> BatchRef:
-        return cls(**{k: value[k] for k in cls.__dataclass_fields__})
-
 
 def request_id(filter_task_id: int, batch_order: int) -> str:
     """The vendor idempotency key of a batch: a retry or clear can never dial it twice."""
