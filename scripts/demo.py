@@ -15,7 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
+from psycopg.rows import dict_row  # noqa: E402
+
 from callfilter import devenv  # noqa: E402
+from callfilter.verdicts import verdict_counts  # noqa: E402
 
 APP_ID, APP_SECRET = "demo-app", "demo-secret"
 
@@ -68,32 +71,25 @@ def main() -> int:
         simulator.terminate()
 
     print("5/5 results", flush=True)
-    with database.connect("callfilter") as conn:
+    with database.connect("callfilter", row_factory=dict_row) as conn:
         task = conn.execute(
-            "select id, status, totalnum, runendtime - runbegintime from call_filter_task "
+            "select id, totalnum, runendtime - runbegintime as took from call_filter_task "
             "where batchid = 'DEMO-1' order by id desc limit 1"
         ).fetchone()
-        counts = dict(
-            conn.execute(
-                "select s.name, count(*) from case_tel c join call_filter_dict s "
-                "on s.dict_type = 'valid_status' and s.code = c.valid_status::text "
-                "where c.batchid = 'DEMO-1' group by s.name"
-            ).fetchall()
-        )
+        counts = verdict_counts(conn, "DEMO-1")
         reasons = conn.execute(
-            "select valid_reason, count(*) from case_tel where batchid = 'DEMO-1' group by 1 order by 2 desc"
+            "select valid_reason, count(*) as n from case_tel where batchid = 'DEMO-1' group by 1 order by 2 desc"
         ).fetchall()
         batches = conn.execute(
-            "select count(*) from call_filter_send_batch where filter_task_id = %s", (task[0],)
-        ).fetchone()[0]
-    files = demo / "files" / f"task-{task[0]}"
+            "select count(*) as n from call_filter_send_batch where filter_task_id = %s", (task["id"],)
+        ).fetchone()["n"]
+    files = demo / "files" / f"task-{task['id']}"
     print(
-        f"    filter task {task[0]}: {task[2]} numbers screened in {batches} vendor tasks, run took {task[3]}"
+        f"    filter task {task['id']}: {task['totalnum']} numbers screened in {batches} vendor tasks, "
+        f"run took {task['took']}"
     )
-    print(
-        f"    valid {counts.get('valid', 0)}, invalid {counts.get('invalid', 0)}, unknown {counts.get('unknown', 0)}"
-    )
-    print("    by reason: " + ", ".join(f"{r or 'none'} {n}" for r, n in reasons))
+    print(f"    valid {counts['valid']}, invalid {counts['invalid']}, unknown {counts['unknown']}")
+    print("    by reason: " + ", ".join(f"{r['valid_reason'] or 'none'} {r['n']}" for r in reasons))
     print(f"    summary:   {next(files.glob('*-summary.xlsx'))}")
     print(f"    files:     {files}/ (requests/*.json, batches/*.xlsx, results/*.json|xlsx)")
     print(f"    Airflow log: {demo / 'airflow-run.log'}")

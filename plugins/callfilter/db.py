@@ -50,14 +50,16 @@ def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]
     )
 
 
+def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None) -> None:
+    for statement in statements(name):
+        cur.execute(statement, params)
+
+
 def run(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
     """Execute every statement of a named SQL file; returns the last statement's row count."""
-    rowcount = 0
     with conn.cursor() as cur:
-        for statement in statements(name):
-            cur.execute(statement, params)
-            rowcount = cur.rowcount
-    return rowcount
+        _execute_all(cur, name, params)
+        return cur.rowcount
 
 
 def last_row(
@@ -65,8 +67,7 @@ def last_row(
 ) -> dict[str, Any]:
     """Execute every statement of a named SQL file whose last statement selects one row; return that row."""
     with conn.cursor() as cur:
-        for statement in statements(name):
-            cur.execute(statement, params)
+        _execute_all(cur, name, params)
         row = cur.fetchone()
     if row is None:
         raise LookupError(f"{name}.sql selected no row for {params}")
@@ -94,6 +95,5 @@ def apply_schema(conn: psycopg.Connection[Any]) -> None:
     """Create or bring up to date every table, index and dictionary row (idempotent)."""
     with conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtext('callfilter schema'))")
-        for statement in statements("schema"):
-            cur.execute(statement)
+        _execute_all(cur, "schema", None)
     conn.commit()

@@ -81,7 +81,6 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             )
         elif task["status"] == codes.TASK_FINISHED and task["dag_run_id"] == dag_run_id:
             log.info("filter task %s is already finished; this rerun redoes nothing", task["id"])
-            return Registered(task["id"], batchid, task["totalnum"], task["totalnum"] == 0)
         else:
             if task["step"] >= codes.STEP_PLANNED:
                 totalnum = task["totalnum"]  # planned: keep the count the batches were made from

@@ -39,7 +39,7 @@ def send_batch(
         batch_log = db.last_row(conn, "ensure_batch_log", {"batch_id": batch_id})
     if batch_log["send_recvflag"] == codes.FLAG_DONE and batch_log["task_id"]:
         log.info(
-            "batch %s/%s was sent before as vendor task %s (%s): nothing to send",
+            "batch %s of filter task %s was sent before as vendor task %s (%s): nothing to send",
             batch["batch_order"],
             batch["filter_task_id"],
             batch_log["task_id"],
