@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint format simulator clean
+.PHONY: venv demo test bench lint format simulator clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: venv  ## screen batch DEMO-1 end to end on embedded defaults
 test: venv lint  ## the whole test suite
 	$(BIN)/python -m pytest
 
+bench: venv  ## the benchmarks (minutes each; figures in docs/benchmarks.md)
+	$(BIN)/python bench/saturation.py
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -31,4 +34,4 @@ simulator: venv  ## a call-center simulator on :8099 (see --help for options)
 	PYTHONPATH=plugins $(BIN)/python -m callfilter.simulator --port 8099
 
 clean:
-	rm -rf .demo .test-run
+	rm -rf .demo .test-run .bench-run

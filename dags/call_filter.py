@@ -3,12 +3,14 @@
 
 One run per filter task. **register** creates the `call_filter_task` row (or picks up the one named by
 `filter_task_id`), **plan** splits the numbers to screen into batches of at most `batch_size` with a
-request JSON and an xlsx each, then per batch **send** creates the vendor task (pool `callcenter`) and
-**query** waits for it in the triggerer and stores its results; **apply_verdicts** sets
-`case_tel.valid_status` through the rule table and **finish** writes the creator's summary xlsx.
+request JSON and an xlsx each, then per batch (a mapped group) **send** creates the vendor task once the
+calling window has time for it and the vendor has room (`CALLFILTER_VENDOR_CAP`), and **query** waits for it
+in the triggerer, stores its results and their verdicts. **apply_verdicts** reconciles the whole task and
+**finish** closes it: finished, or finished with errors naming the failed batches (clear a failed query to
+re-dial its batch), with the creator's summary xlsx.
 
 Every task is safe to clear or retry: sends are idempotent on the vendor's `request_id`, stored results are
-replaced, never duplicated.
+replaced, never duplicated, and every wait is deferred.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
-from callfilter.operators import SendBatchOperator, VendorTaskSensor
+from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.steps import mark_failed
 
 CASE_TEL = Asset("case_tel")
@@ -73,34 +75,45 @@ def call_filter():
 
         return steps.plan(filter_task, conf.getint("core", "max_map_length", fallback=1024))
 
-    @task(trigger_rule="none_failed")
+    @task_group(group_id="batch")
+    def screen_batch(batch: dict) -> None:
+        """One batch: **send** creates its vendor task, **query** waits for it and stores its results."""
+        sent = SendBatchOperator(
+            task_id="send", batch=batch, max_active_tis_per_dagrun=1, map_index_template="{{ batch_label }}"
+        )
+        QueryBatchOperator(
+            task_id="query",
+            batch=batch,
+            batch_log_id=sent.output,
+            retries=2,
+            map_index_template="{{ batch_label }}",
+        )
+
+    @task(trigger_rule="all_done")
     def apply_verdicts(filter_task: dict) -> int:
-        """Set valid_status, valid_reason and valid_checked_at of every row of the task in one UPDATE."""
+        """Reconcile: set valid_status, valid_reason and valid_checked_at from every stored result."""
         from callfilter import steps
 
         return steps.apply(filter_task)
 
-    @task(outlets=[CASE_TEL], trigger_rule="none_failed")
+    @task(outlets=[CASE_TEL], trigger_rule="all_done")
     def finish(filter_task: dict, updated: int) -> dict:
-        """Close the task, write the creator's summary xlsx, announce the changed case_tel."""
+        """Close the task (finished, or finished with errors naming the failed batches), write the creator's
+        summary xlsx, announce the changed case_tel."""
         from callfilter import steps
 
         summary = steps.finish(filter_task)
         get_current_context()["outlet_events"][CASE_TEL].extra = {
             k: summary[k] for k in ("filter_task_id", "batchid", "valid", "invalid", "unknown")
         }
+        steps.fail_on_batch_errors(summary)
         return summary
 
     filter_task = register()
     batches = plan(filter_task)
-    sent = SendBatchOperator.partial(
-        task_id="send", pool="callcenter", map_index_template="{{ batch_label }}"
-    ).expand(batch=batches)
-    queried = VendorTaskSensor.partial(
-        task_id="query", pool="callcenter", map_index_template="{{ batch_label }}", retries=2
-    ).expand(batch_log_id=sent.output)
+    screened = screen_batch.expand(batch=batches)
     updated = apply_verdicts(filter_task)
-    queried >> updated
+    screened >> updated
     finish(filter_task, updated)
 
 

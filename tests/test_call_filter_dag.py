@@ -178,12 +178,10 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
     assert db.value("select count(*) from call_filter_send_batch") == len(batches)
     assert db.value("select count(*) from call_filter_send_queryres") == results
     assert db.rows("select telid, valid_status, valid_reason from case_tel order by telid") == before
-    assert "was sent before as vendor task" in output and "already has" in output
+    assert "results stored before; nothing to do" in output and "already has" in output
 
 
-def test_failed_and_stuck_vendor_tasks_fail_their_batches_and_keep_what_exists(
-    airflow_home, db, start_simulator, tmp_path
-):
+def test_failed_and_stuck_vendor_tasks_fail_their_batches_alone(airflow_home, db, start_simulator, tmp_path):
     load(db, "E2E-2", [f"1350000{i:04d}" for i in range(60)])
     sim = start_simulator(
         "--call-seconds", "0", "--rate-limit", "0", "--fail-tasks=-0002$", "--stuck-tasks=-0003$"
@@ -192,18 +190,23 @@ def test_failed_and_stuck_vendor_tasks_fail_their_batches_and_keep_what_exists(
     ok, output = run_dag(airflow_home, db, sim, tmp_path, conf, CALLFILTER_QUERY_TIMEOUT="3")
     assert not ok
     assert "batch 2 (filter task 1) ended FAILED; 10 of 20 results stored" in output
-    assert "batch 3 (filter task 1) did not finish in time; 19 of 20 results stored" in output
+    # Timed out: cancelled, and the call on the line came back as CALL_LIMIT.
+    assert "batch 3 (filter task 1) did not finish in time; 20 of 20 results stored" in output
     logs = {r["batch_order"]: r for r in db.rows("select * from call_filter_send_batch_log")}
     assert logs[1]["query_recvflag"] == 1 and logs[1]["vendor_status"] == "FINISHED"
     assert logs[2]["query_recvflag"] == -1 and logs[2]["vendor_status"] == "FAILED"
     assert logs[3]["query_recvflag"] == -1 and logs[3]["vendor_status"] == "TIMEOUT"
+    vendor_tasks = sorted(sim.stats()["tasks"], key=lambda t: t["request_id"])
+    assert [t["status"] for t in vendor_tasks] == ["FINISHED", "FAILED", "CANCELLED"]
     statuses = {r["batch_order"]: r["status"] for r in db.rows("select * from call_filter_send_batch")}
     assert statuses == {1: 2, 2: 3, 3: 3}
     task = db.rows("select * from call_filter_task")[0]
-    assert task["status"] == 3 and "results stored" in task["message"]
-    assert db.value("select count(*) from call_filter_send_queryres") == 20 + 10 + 19
-    # Verdicts are not applied while a batch has failed: the run stops before apply_verdicts.
-    assert db.value("select count(*) from case_tel where valid_status <> 0") == 0
+    assert task["status"] == 4 and task["message"].startswith("2 batches failed (2, 3): batch 2: vendor task")
+    assert "finished with errors: 2 batches failed (2, 3)" in output
+    assert db.value("select count(*) from call_filter_send_queryres") == 20 + 10 + 20
+    # One batch's failure is one batch's failure: every stored result's verdict is in case_tel.
+    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 50
+    assert (task["runendtime"] is not None) and db.value("select count(*) from call_filter_task") == 1
 
 
 def test_nothing_to_screen_finishes_without_calling_the_vendor(airflow_home, db, simulator, tmp_path):

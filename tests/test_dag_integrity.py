@@ -32,11 +32,18 @@ def test_call_filter_reads_register_plan_send_query_apply_finish():
     dag = dagbag().dags["call_filter"]
     order = {t.task_id: {d.task_id for d in t.downstream_list} for t in dag.tasks}
     assert order["register"] == {"plan", "apply_verdicts", "finish"}
-    assert order["plan"] == {"send"}
-    assert order["send"] == {"query"}
-    assert order["query"] == {"apply_verdicts"}
+    assert order["plan"] == {"batch.send", "batch.query"}
+    assert order["batch.send"] == {"batch.query"}
+    assert order["batch.query"] == {"apply_verdicts"}
     assert order["apply_verdicts"] == {"finish"}
-    assert dag.get_task("send").pool == "callcenter" and dag.get_task("query").pool == "callcenter"
+    # send and query are one mapped group: a batch's query starts when its own send ends.
+    group = dag.task_group_dict["batch"]
+    assert type(group).__name__ == "MappedTaskGroup"
+    assert {t.task_id for t in group} == {"batch.send", "batch.query"}
+    # One send at a time per run, so one batch at a time waits for a vendor slot; queries never wait on sends.
+    assert dag.get_task("batch.send").max_active_tis_per_dagrun == 1
+    assert dag.get_task("batch.query").max_active_tis_per_dagrun is None
+    assert dag.get_task("finish").trigger_rule == "all_done"
     assert set(dag.params) == {
         "batchid", "creator", "categoryid", "tasktype", "batch_size", "max_attempts", "calling_hours", "filter_task_id",
     }  # fmt: skip

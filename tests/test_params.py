@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from callfilter.params import ParamError, next_window_start, validate_params
+from callfilter.params import (
+    ParamError,
+    calling_window,
+    next_window_start,
+    send_wait,
+    timezone,
+    validate_params,
+    window_closes,
+)
 
 
 @pytest.mark.parametrize(
@@ -55,3 +63,37 @@ def test_calling_window():
     assert next_window_start("22:00-06:00", datetime(2026, 1, 1, 12, tzinfo=UTC)) == datetime(
         2026, 1, 1, 22, tzinfo=UTC
     )
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 1, 1, hour, minute, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def test_calling_windows_including_those_over_midnight():
+    assert calling_window("", at(3)) is None
+    assert calling_window("09:00-21:00", at(12)) == (at(9), at(21))
+    assert calling_window("09:00-21:00", at(22)) == (at(9) + timedelta(days=1), at(21) + timedelta(days=1))
+    assert calling_window("22:00-06:00", at(23)) == (at(22), at(6) + timedelta(days=1))
+    assert calling_window("22:00-06:00", at(2)) == (at(22) - timedelta(days=1), at(6))
+    # Open all day but 12:30-12:31: the window closes for a minute and opens again.
+    assert calling_window("12:31-12:30", at(12, 20)) == (at(12, 31) - timedelta(days=1), at(12, 30))
+    assert calling_window("12:31-12:30", at(12, 30)) == (at(12, 31), at(12, 30) + timedelta(days=1))
+    assert window_closes("09:00-21:00", at(12)) == at(21) and window_closes("", at(12)) is None
+
+
+def test_a_vendor_task_is_not_created_when_the_window_closes_before_it_could_dial():
+    assert send_wait("", at(3), 3600) is None
+    assert send_wait("09:00-21:00", at(7), 60) == at(9)
+    assert send_wait("09:00-21:00", at(20, 30), 20 * 60) is None
+    assert send_wait("09:00-21:00", at(20, 50), 20 * 60) == at(9) + timedelta(days=1)
+    # A window shorter than the whole dial time only has to be open.
+    assert send_wait("09:00-09:10", at(9, 0), 3600) is None
+
+
+def test_the_calling_hours_time_zone(monkeypatch):
+    monkeypatch.delenv("CALLFILTER_TIMEZONE", raising=False)
+    assert timezone() == ZoneInfo("Asia/Shanghai")
+    monkeypatch.setenv("CALLFILTER_TIMEZONE", "system")
+    assert timezone().utcoffset(datetime.now()) == datetime.now().astimezone().utcoffset()
+    monkeypatch.setenv("CALLFILTER_TIMEZONE", "Europe/Berlin")
+    assert timezone() == ZoneInfo("Europe/Berlin")

@@ -1,5 +1,5 @@
--- Every row of the task gets the verdict of its number, through the editable rule table.
--- BLACKLIST rejects stay unknown; a valid number is never touched; an unknown outcome never
+-- Every row of the task (or of one batch of it) gets the verdict of its number, through the editable rule
+-- table. BLACKLIST rejects stay unknown; a valid number is never touched; an unknown outcome never
 -- replaces an earlier known verdict. Numbers without a result (not dialed) are left as they are.
 with outcome as (
     select d.telid,
@@ -14,6 +14,7 @@ with outcome as (
     left join call_filter_dict r on r.dict_type = 'verdict_rule' and r.code = q.call_status
     left join call_filter_dict vs on vs.dict_type = 'valid_status' and vs.name = r.name
     where b.filter_task_id = %(filter_task_id)s
+      and (%(batch_id)s::bigint is null or b.id = %(batch_id)s::bigint)
       and (q.id is not null or d.call_info like 'REJECTED:%%')
 )
 update case_tel t
@@ -22,3 +23,4 @@ from outcome o
 where t.telid = o.telid
   and t.valid_status <> 1
   and (o.status <> 0 or t.valid_status = 0)
+  and (t.valid_status, t.valid_reason) is distinct from (o.status, o.reason)

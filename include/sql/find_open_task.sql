@@ -1,3 +1,11 @@
-select id, status, dag_run_id from call_filter_task
-where batchid = %(batchid)s and status in (0, 1) and id <> coalesce(%(filter_task_id)s, -1)
-order by id limit 1
+-- A task that keeps the batchid closed: registered or running, or ended with a batch whose results are not
+-- all stored and applied.
+select t.id, t.status, t.dag_run_id
+from call_filter_task t
+where t.batchid = %(batchid)s
+  and t.id <> coalesce(%(filter_task_id)s, -1)
+  and (t.status in (0, 1)
+       or (t.status in (3, 4)
+           and exists (select 1 from call_filter_send_batch b where b.filter_task_id = t.id and b.status <> 2)))
+order by t.id
+limit 1

@@ -1,4 +1,4 @@
 update call_filter_task
-set status = 2, step = 5, runendtime = now(), message = null
+set status = %(status)s, step = 5, runendtime = now(), message = %(message)s
 where id = %(filter_task_id)s
 returning *

@@ -1,13 +1,14 @@
 update call_filter_send_batch_log
-set task_id = %(task_id)s, send_recvflag = 1, send_recvtime = now(), send_res_suminfo = %(suminfo)s,
+set task_id = %(task_id)s, send_recvflag = 1, send_recvtime = now(),
+    send_res_suminfo = concat_ws('; ', case when attempt > 1 then send_res_suminfo end, %(suminfo)s::text),
     accepted = %(accepted)s, rejected = %(rejected)s, message = null
 where id = %(log_id)s;
 
 update call_filter_send_detail set call_info = 'ACCEPTED'
-where filter_send_batch_id = %(batch_id)s;
+where filter_send_batch_id = %(batch_id)s and record_id = any(%(nids)s);
 
 update call_filter_send_detail d set call_info = 'REJECTED:' || r.reason
 from unnest(%(rejected_nids)s::text[], %(rejected_reasons)s::text[]) as r(nid, reason)
 where d.filter_send_batch_id = %(batch_id)s and d.record_id = r.nid;
 
-update call_filter_send_batch set status = greatest(status, 1) where id = %(batch_id)s
+update call_filter_send_batch set status = 1 where id = %(batch_id)s

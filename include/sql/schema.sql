@@ -73,6 +73,12 @@ create table if not exists call_filter_send_batch_log (
     message text
 );
 create index if not exists call_filter_send_batch_log_task_idx on call_filter_send_batch_log (filter_task_id);
+-- A batch may need several vendor tasks (a calling window closed, a re-dial): `attempt` numbers the current
+-- one. `holds_slot` is true from the moment a vendor task is asked for until it is seen to end: the rows
+-- holding a slot are the pipeline's unfinished vendor tasks, kept under the vendor's cap.
+alter table call_filter_send_batch_log add column if not exists attempt smallint not null default 1;
+alter table call_filter_send_batch_log add column if not exists holds_slot boolean not null default false;
+create index if not exists call_filter_send_batch_log_slot_idx on call_filter_send_batch_log (id) where holds_slot;
 
 -- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid).
 create table if not exists call_filter_send_detail (
@@ -131,6 +137,7 @@ insert into call_filter_dict (dict_type, code, name, remark) values
     ('task_status', '1', 'running', 'a call_filter run is working on it'),
     ('task_status', '2', 'finished', 'verdicts applied'),
     ('task_status', '3', 'failed', 'a step failed; clear the failed Airflow task to continue'),
+    ('task_status', '4', 'finished with errors', 'some batches failed (named in message); clear a failed query to re-dial its batch'),
     ('task_step', '0', 'none', 'not started'),
     ('task_step', '1', 'registered', 'totalnum counted'),
     ('task_step', '2', 'planned', 'batches, request files and xlsx written'),
@@ -141,6 +148,8 @@ insert into call_filter_dict (dict_type, code, name, remark) values
     ('batch_status', '1', 'sent', 'vendor task created'),
     ('batch_status', '2', 'stored', 'vendor results stored'),
     ('batch_status', '3', 'failed', 'vendor task failed, was cancelled or timed out'),
+    ('vendor_end', 'TIMEOUT', 'timed out', 'did not end within CALLFILTER_QUERY_TIMEOUT; cancelled'),
+    ('vendor_end', 'WINDOW_CLOSED', 'window closed', 'cancelled when calling hours ended; the rest goes out in the next window'),
     ('send_flag', '0', 'not yet', 'fromflag: no request made; recvflag: no answer yet'),
     ('send_flag', '1', 'done', 'fromflag: request made; recvflag: answered with success'),
     ('send_flag', '-1', 'failed', 'recvflag: answered with an error or not at all'),

@@ -11,6 +11,7 @@ TASK_REGISTERED = 0
 TASK_RUNNING = 1
 TASK_FINISHED = 2
 TASK_FAILED = 3
+TASK_FINISHED_WITH_ERRORS = 4
 
 # call_filter_task.step: the last step reached
 STEP_REGISTERED = 1
@@ -30,5 +31,7 @@ FLAG_NONE = 0
 FLAG_DONE = 1
 FLAG_FAILED = -1
 
-# call_filter_send_batch_log.vendor_status when the vendor task did not end within the query timeout
+# call_filter_send_batch_log.vendor_status when we ended the vendor task (cancelled through the API):
+# it did not end within the query timeout, or the calling window closed while it dialed
 VENDOR_TIMED_OUT = "TIMEOUT"
+VENDOR_WINDOW_CLOSED = "WINDOW_CLOSED"

@@ -28,6 +28,20 @@ def statements(name: str) -> list[str]:
     return [s.strip() for s in _STATEMENT_END.split(text) if s.strip()]
 
 
+def _connect_kwargs(conn: Any) -> dict[str, Any]:
+    return {
+        "host": conn.host or None,
+        "port": conn.port or None,
+        "user": conn.login or None,
+        "password": conn.password or None,
+        "dbname": conn.schema or None,
+        "sslmode": conn.extra_dejson.get("sslmode"),
+        "application_name": "callfilter",
+        "row_factory": dict_row,
+        "autocommit": True,
+    }
+
+
 def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]]:
     """A psycopg connection (rows as dicts) to the database of Airflow connection `conn_id`.
 
@@ -35,19 +49,14 @@ def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]
     """
     from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
-    extra = conn.extra_dejson
-    return psycopg.connect(
-        host=conn.host or None,
-        port=conn.port or None,
-        user=conn.login or None,
-        password=conn.password or None,
-        dbname=conn.schema or None,
-        sslmode=extra.get("sslmode"),
-        application_name="callfilter",
-        row_factory=dict_row,
-        autocommit=True,
-    )
+    return psycopg.connect(**_connect_kwargs(BaseHook.get_connection(conn_id)))
+
+
+async def aconnect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """`connect` for async code (the triggerer)."""
+    from airflow.sdk import BaseHook
+
+    return await psycopg.AsyncConnection.connect(**_connect_kwargs(await BaseHook.aget_connection(conn_id)))
 
 
 def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None) -> None:

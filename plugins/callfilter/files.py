@@ -99,20 +99,25 @@ def task_dir(filter_task_id: int) -> str:
     return f"task-{filter_task_id}"
 
 
-def request_path(filter_task_id: int, batch_order: int) -> str:
-    return f"{task_dir(filter_task_id)}/requests/batch-{batch_order:04d}.json"
+def _attempt_name(batch_order: int, attempt: int) -> str:
+    # A batch's first vendor task is batch-0003; a later one (calling window closed, re-dial) batch-0003-a2.
+    return f"batch-{batch_order:04d}" + (f"-a{attempt}" if attempt > 1 else "")
+
+
+def request_path(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
+    return f"{task_dir(filter_task_id)}/requests/{_attempt_name(batch_order, attempt)}.json"
 
 
 def batch_xlsx_path(filter_task_id: int, batch_order: int) -> str:
     return f"{task_dir(filter_task_id)}/batches/batch-{batch_order:04d}.xlsx"
 
 
-def raw_results_path(filter_task_id: int, batch_order: int) -> str:
-    return f"{task_dir(filter_task_id)}/results/batch-{batch_order:04d}.json"
+def raw_results_path(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
+    return f"{task_dir(filter_task_id)}/results/{_attempt_name(batch_order, attempt)}.json"
 
 
-def results_xlsx_path(filter_task_id: int, batch_order: int) -> str:
-    return f"{task_dir(filter_task_id)}/results/batch-{batch_order:04d}.xlsx"
+def results_xlsx_path(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
+    return f"{task_dir(filter_task_id)}/results/{_attempt_name(batch_order, attempt)}.xlsx"
 
 
 def summary_path(filter_task_id: int, creator: str) -> str:

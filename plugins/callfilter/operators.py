@@ -1,4 +1,9 @@
-"""The mapped per-batch operators of call_filter: send a batch, and wait for and store its results.
+"""The per-batch operators of call_filter: send a batch, then wait for and store its results.
+
+Both drive one batch toward stored results from where the database says it stands, so a retry or a clear
+continues rather than repeats. Every wait is deferred (no worker slot held, no try used): for the calling
+window, for a free vendor slot (the pipeline's cap on unfinished vendor tasks), for a vendor answering
+42902 or 5xx, and for the vendor task to end.
 
 Heavy modules (vendor client, psycopg) are imported inside methods: the DAG processor imports this module.
 """
@@ -6,150 +11,200 @@ Heavy modules (vendor client, psycopg) are imported inside methods: the DAG proc
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 QUERY_TIMEOUT_ENV = "CALLFILTER_QUERY_TIMEOUT"
 POLL_INTERVAL_ENV = "CALLFILTER_POLL_INTERVAL"
 DEFAULT_QUERY_TIMEOUT = timedelta(hours=24)
 DEFAULT_POLL_INTERVAL = 60.0
+VENDOR_BUSY_WAIT = 30.0  # seconds before asking again after a 42902 or a 5xx without Retry-After
 
 
-def _label(context: Any, label: str) -> None:
-    """The mapped task's name in the UI (map_index_template "{{ batch_label }}")."""
-    context["batch_label"] = label
-
-
-class SendBatchOperator(BaseOperator):
-    """Send one batch: wait for the calling window, create the vendor task, push the batch log id."""
+class BatchOperator(BaseOperator):
+    """Shared by send and query: one batch (the descriptor plan made) toward stored results."""
 
     template_fields = ("batch",)
-    ui_color = "#d6eaf8"
 
     def __init__(
         self,
         *,
         batch: dict[str, Any],
         callcenter_conn_id: str = "callcenter_default",
+        poll_interval: float | None = None,
+        vendor_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.callcenter_conn_id = callcenter_conn_id
-
-    def execute(self, context: Any, event: dict[str, Any] | None = None) -> int:
-        from callfilter import db
-        from callfilter.params import next_window_start, timezone
-        from callfilter.sending import load_batch
-
-        _label(context, self.batch["label"])
-        with db.connect() as conn:
-            batch = load_batch(conn, self.batch["batch_id"])
-        opens = next_window_start(batch["calling_hours"], datetime.now(timezone()))
-        if opens is not None:
-            self.log.info(
-                "outside calling hours %s: %s waits until %s",
-                batch["calling_hours"],
-                self.batch["label"],
-                opens,
-            )
-            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-            self.defer(trigger=DateTimeTrigger(moment=opens), method_name="execute")
-        return self.send(context)
-
-    def send(self, context: Any) -> int:
-        from callfilter import db, files
-        from callfilter.sending import send_batch
-        from callfilter.vendor import CallCenterHook, VendorError
-
-        hook = CallCenterHook(self.callcenter_conn_id)
-        try:
-            with db.connect() as conn:
-                batch_log = send_batch(conn, hook, files.Storage(), self.batch["batch_id"])
-        except VendorError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(
-                f"{self.batch['label']}: the call center refused the batch: {exc}"
-            ) from None
-        return int(batch_log["id"])
-
-
-class VendorTaskSensor(BaseSensorOperator):
-    """Wait for a batch's vendor task to end (deferred: no worker slot is held), then store its results."""
-
-    template_fields = ("batch_log_id",)
-    ui_color = "#d5f5e3"
-
-    def __init__(
-        self,
-        *,
-        batch_log_id: int,
-        callcenter_conn_id: str = "callcenter_default",
-        poll_interval: float | None = None,
-        vendor_timeout: timedelta | None = None,
-        deferrable: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(poke_interval=poll_interval or DEFAULT_POLL_INTERVAL, **kwargs)
-        self.batch_log_id = batch_log_id
-        self.callcenter_conn_id = callcenter_conn_id
         self.poll_interval = poll_interval
         self.vendor_timeout = vendor_timeout
-        self.deferrable = deferrable
-        self._vendor_status: str | None = None
+
+    # Send stops once the vendor task exists; query goes on until the batch's results are stored.
+    stops_when_sent = True
 
     def _poll_seconds(self) -> float:
         # Read where the task runs, so a deployment sets it in the workers' environment.
-        return self.poll_interval or float(os.environ.get(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL))
+        return self.poll_interval or float(os.environ.get(POLL_INTERVAL_ENV) or DEFAULT_POLL_INTERVAL)
+
+    def _timeout(self) -> timedelta:
+        """How long a vendor task may dial: the query timeout."""
+        if self.vendor_timeout is not None:
+            return self.vendor_timeout
+        env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
+        return timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
 
     def _deadline(self, batch_log: dict[str, Any]) -> float:
         """The vendor task's deadline: the query timeout after it was created."""
-        timeout = self.vendor_timeout
-        if timeout is None:
-            env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
-            timeout = timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
-        sent = batch_log["send_recvtime"]
-        return (sent.timestamp() if sent else time.time()) + timeout.total_seconds()
+        return batch_log["send_recvtime"].timestamp() + self._timeout().total_seconds()
 
-    def _batch_log(self, context: Any) -> dict[str, Any]:
-        from callfilter import db
-
-        with db.connect() as conn:
-            batch_log = db.one(conn, "get_batch_log", {"log_id": int(self.batch_log_id)})
-        if batch_log is None:
-            raise AirflowFailException(f"batch log {self.batch_log_id} does not exist")
-        _label(context, f"batch {batch_log['batch_order']}, {batch_log['totalnum']} numbers")
-        return batch_log
-
-    def _end_status(self, batch_log: dict[str, Any]) -> str | None:
-        """The vendor task's end status, TIMEOUT past the deadline, or None while it runs."""
-        from callfilter import codes, contract
+    def _hook(self) -> Any:
         from callfilter.vendor import CallCenterHook
 
-        status = CallCenterHook(self.callcenter_conn_id).task_status(batch_log["task_id"])["status"]
-        if status in contract.END_STATUSES:
-            return status
-        return codes.VENDOR_TIMED_OUT if time.time() >= self._deadline(batch_log) else None
+        return CallCenterHook(self.callcenter_conn_id)
 
-    def poke(self, context: Any) -> bool:
-        self._vendor_status = self._end_status(self._batch_log(context))
-        return self._vendor_status is not None
+    def _label(self, context: Any) -> None:
+        """The mapped task's name in the UI (map_index_template "{{ batch_label }}")."""
+        context["batch_label"] = self.batch["label"]
+
+    def _guarded(self, context: Any, step: Any, *args: Any) -> int:
+        """Run a step; when the task fails for good, its batch gives back its vendor slot."""
+        self._label(context)
+        try:
+            return step(context, *args)
+        except Exception as exc:
+            last_try = isinstance(exc, AirflowFailException) or context["ti"].try_number > self.retries
+            if last_try:
+                self._release_slot()
+            raise
+
+    def _release_slot(self) -> None:
+        from callfilter import db, slots
+        from callfilter.sending import batch_log
+
+        try:
+            with db.connect() as conn:
+                slots.release(conn, batch_log(conn, self.batch["batch_id"])["id"])
+        except Exception as exc:  # the task's own failure matters more
+            self.log.warning("could not release the vendor slot of %s: %s", self.batch["label"], exc)
+
+    # ---- entry points ----
 
     def execute(self, context: Any) -> int:
+        return self._guarded(context, self._advance, not self.stops_when_sent)
+
+    def resume(self, context: Any, event: Any = None, **kwargs: Any) -> int:
+        """Back from a wait (calling window, vendor slot, vendor busy): carry on."""
+        from callfilter.triggers import SLOT_FREE
+
+        if isinstance(event, dict) and event.get("status") == SLOT_FREE and event.get("ended"):
+            from callfilter import db, slots
+
+            with db.connect() as conn:
+                freed = slots.release_ended(conn, [(int(i), str(t)) for i, t in event["ended"]])
+            self.log.info("vendor tasks ended: %d slots given back before their results are stored", freed)
+        return self._guarded(context, self._advance, False)
+
+    def vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
+        return self._guarded(context, self._vendor_task_ended, event)
+
+    # ---- the steps ----
+
+    def _advance(self, context: Any, redial: bool) -> int:
+        """Continue from the batch's state in the database; `redial`: a failed batch is re-dialed."""
+        from callfilter import codes, db, sending
+
+        with db.connect() as conn:
+            batch = sending.load_batch(conn, self.batch["batch_id"])
+            batch_log = sending.batch_log(conn, batch["batch_id"])
+            with conn.transaction():
+                db.run(conn, "reopen_task", {"filter_task_id": batch["filter_task_id"]})
+            if batch["status"] == codes.BATCH_STORED:
+                self.log.info("%s: results stored before; nothing to do", self.batch["label"])
+                return batch_log["id"]
+            if sending.is_dialing(batch_log):
+                if self.stops_when_sent:
+                    self.log.info(
+                        "%s was sent before as vendor task %s (%s)",
+                        self.batch["label"],
+                        batch_log["task_id"],
+                        batch_log["send_res_suminfo"],
+                    )
+                    return batch_log["id"]
+                self._wait_for_vendor_task(batch_log, batch["calling_hours"])
+            if batch_log["vendor_status"]:
+                if self.stops_when_sent:
+                    return batch_log["id"]  # the batch went past sending: query takes it from here
+                if batch_log["vendor_status"] != codes.VENDOR_WINDOW_CLOSED and not redial:
+                    raise AirflowFailException(batch_log["message"] or f"{self.batch['label']} failed")
+                next_log = sending.next_attempt(conn, batch, batch_log)
+                if next_log is None:
+                    return batch_log["id"]
+                batch_log = next_log
+        batch_log = self._send(batch, batch_log)
+        if self.stops_when_sent:
+            return batch_log["id"]
+        self._wait_for_vendor_task(batch_log, batch["calling_hours"])
+
+    def _send(self, batch: dict[str, Any], batch_log: dict[str, Any]) -> dict[str, Any]:
+        """Create the vendor task of the batch's current attempt, waiting (deferred) as long as needed."""
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        from callfilter import db, files, slots
+        from callfilter.params import send_wait, timezone
+        from callfilter.sending import expected_dial_seconds, send_batch
+        from callfilter.triggers import VendorSlotTrigger
+        from callfilter.vendor import VendorError
+
+        label = self.batch["label"]
+        with db.connect() as conn:
+            dial_seconds = expected_dial_seconds(conn, batch, self.batch["numbers"])
+            now = datetime.now(timezone())
+            opens = send_wait(batch["calling_hours"], now, dial_seconds)
+            if opens is not None:
+                self.log.info(
+                    "%s waits for calling hours %s (expected dialing %.0f s): sends at %s",
+                    label,
+                    batch["calling_hours"],
+                    dial_seconds,
+                    opens.isoformat(),
+                )
+                self.defer(trigger=DateTimeTrigger(moment=opens), method_name="resume")
+            cap = slots.vendor_cap()
+            if not slots.reserve(conn, batch_log["id"], cap):
+                self.log.info("%s waits for a vendor slot: %d vendor tasks unfinished", label, cap)
+                self.defer(
+                    trigger=VendorSlotTrigger(
+                        cap=cap,
+                        poll_interval=min(self._poll_seconds(), 5.0),
+                        vendor_timeout=self._timeout().total_seconds(),
+                        callcenter_conn_id=self.callcenter_conn_id,
+                    ),
+                    method_name="resume",
+                )
+            try:
+                return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
+            except VendorError as exc:
+                if not exc.retryable:
+                    raise AirflowFailException(f"{label}: the call center refused the batch: {exc}") from None
+                wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
+                self.log.warning(
+                    "%s: the call center has no room now (%s); asking again in %.0f s", label, exc, wait
+                )
+                self.defer(
+                    trigger=DateTimeTrigger(moment=datetime.now(timezone()) + timedelta(seconds=wait)),
+                    method_name="resume",
+                )
+
+    def _wait_for_vendor_task(self, batch_log: dict[str, Any], calling_hours: str) -> NoReturn:
+        from callfilter.params import timezone, window_closes
         from callfilter.triggers import VendorTaskTrigger
 
-        batch_log = self._batch_log(context)
-        self._vendor_status = self._end_status(batch_log)
-        if self._vendor_status is None and not self.deferrable:
-            super().execute(context)  # pokes until the vendor task ends
-        if self._vendor_status is not None:
-            return self._store(context, self._vendor_status)
+        closes = window_closes(calling_hours, datetime.now(timezone()))
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
         self.defer(
             trigger=VendorTaskTrigger(
@@ -157,36 +212,67 @@ class VendorTaskSensor(BaseSensorOperator):
                 callcenter_conn_id=self.callcenter_conn_id,
                 poll_interval=self._poll_seconds(),
                 deadline=self._deadline(batch_log),
+                window_closes=closes.timestamp() if closes else None,
             ),
-            method_name="execute_complete",
+            method_name="vendor_task_ended",
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> int:
-        from callfilter.triggers import ERROR
-
-        self._batch_log(context)
-        if event.get("status") == ERROR:
-            raise AirflowFailException(f"vendor task {event.get('vendor_task_id')}: {event.get('message')}")
-        return self._store(context, event["status"])
-
-    def _store(self, context: Any, vendor_status: str) -> int:
-        from callfilter import db, files
+    def _vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
+        """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one."""
+        from callfilter import codes, contract, db, files
         from callfilter.results import BatchFailed, store_results
-        from callfilter.vendor import CallCenterHook, VendorError
+        from callfilter.sending import batch_log as load_log
+        from callfilter.triggers import ERROR
+        from callfilter.vendor import VendorError
 
-        try:
-            with db.connect() as conn:
-                store_results(
-                    conn,
-                    CallCenterHook(self.callcenter_conn_id),
-                    files.Storage(),
-                    int(self.batch_log_id),
-                    vendor_status,
+        status = event.get("status")
+        vendor_task_id = event.get("vendor_task_id")
+        if status == ERROR:
+            raise AirflowFailException(f"vendor task {vendor_task_id}: {event.get('message')}")
+        hook = self._hook()
+        if status in (codes.VENDOR_TIMED_OUT, codes.VENDOR_WINDOW_CLOSED):
+            ended = hook.cancel_task(vendor_task_id)["status"]
+            why = "the calling window closed" if status == codes.VENDOR_WINDOW_CLOSED else "it timed out"
+            self.log.warning("cancelled vendor task %s (%s): it is %s", vendor_task_id, why, ended)
+            if ended == contract.FINISHED:
+                status = ended  # it finished before the cancel reached it
+        with db.connect() as conn:
+            batch_log = load_log(conn, self.batch["batch_id"])
+            if batch_log["task_id"] != vendor_task_id:
+                raise AirflowFailException(
+                    f"{self.batch['label']}: event for vendor task {vendor_task_id}, but the batch is at "
+                    f"vendor task {batch_log['task_id']}"
                 )
-        except BatchFailed as exc:
-            raise AirflowFailException(str(exc)) from None
-        except VendorError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(f"results of batch log {self.batch_log_id}: {exc}") from None
-        return int(self.batch_log_id)
+            try:
+                store_results(conn, hook, files.Storage(), batch_log["id"], status)
+            except BatchFailed as exc:
+                raise AirflowFailException(str(exc)) from None
+            except VendorError as exc:
+                if exc.retryable:
+                    raise
+                raise AirflowFailException(f"results of {self.batch['label']}: {exc}") from None
+        if status == codes.VENDOR_WINDOW_CLOSED:
+            return self._advance(context, False)
+        return batch_log["id"]
+
+
+class SendBatchOperator(BatchOperator):
+    """Send one batch: wait for the calling window and a vendor slot, create the vendor task; pushes the
+    batch log id."""
+
+    ui_color = "#d6eaf8"
+    stops_when_sent = True
+
+
+class QueryBatchOperator(BatchOperator):
+    """Wait for a batch's vendor task to end (in the triggerer: no worker slot held), store its results and
+    their verdicts. A closed calling window sends the rest in the next one; clearing a failed batch
+    re-dials its numbers without a result."""
+
+    template_fields = ("batch", "batch_log_id")
+    ui_color = "#d5f5e3"
+    stops_when_sent = False
+
+    def __init__(self, *, batch_log_id: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_log_id = batch_log_id

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_CALLING_HOURS = "09:00-21:00"
 TIMEZONE_ENV = "CALLFILTER_TIMEZONE"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 _HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -59,14 +60,10 @@ def _text(raw: Mapping[str, Any], name: str, default: str | None, max_len: int =
     return value
 
 
-def validate_params(raw: Mapping[str, Any]) -> RunParams:
-    """Check the run's params; raise ParamError naming the first bad field."""
-    batchid = raw.get("batchid")
-    if not isinstance(batchid, str) or not batchid.strip() or len(batchid) > 64:
-        raise ParamError(f"batchid: must be a string of 1-64 characters, got {batchid!r}")
-    hours = raw.get("calling_hours", DEFAULT_CALLING_HOURS)
+def check_calling_hours(hours: Any) -> str:
+    """The calling hours as given ("" for None); ParamError naming the field when malformed."""
     if hours is None:
-        hours = ""
+        return ""
     if (
         not isinstance(hours, str)
         or (hours and not _HOURS_RE.match(hours))
@@ -75,6 +72,15 @@ def validate_params(raw: Mapping[str, Any]) -> RunParams:
         raise ParamError(
             f'calling_hours: must be "HH:MM-HH:MM" (start differs from end) or "", got {hours!r}'
         )
+    return hours
+
+
+def validate_params(raw: Mapping[str, Any]) -> RunParams:
+    """Check the run's params; raise ParamError naming the first bad field."""
+    batchid = raw.get("batchid")
+    if not isinstance(batchid, str) or not batchid.strip() or len(batchid) > 64:
+        raise ParamError(f"batchid: must be a string of 1-64 characters, got {batchid!r}")
+    hours = check_calling_hours(raw.get("calling_hours", DEFAULT_CALLING_HOURS))
     creator = _text(raw, "creator", "airflow") or "airflow"
     return RunParams(
         batchid=batchid,
@@ -88,31 +94,73 @@ def validate_params(raw: Mapping[str, Any]) -> RunParams:
     )
 
 
-def timezone() -> ZoneInfo:
-    """The time zone of calling hours: CALLFILTER_TIMEZONE, else Airflow's default_timezone."""
-    name = os.environ.get(TIMEZONE_ENV)
-    if not name:
-        try:
-            from airflow.configuration import conf
+def timezone() -> tzinfo:
+    """The time zone of calling hours: CALLFILTER_TIMEZONE (default Asia/Shanghai; "system" is this machine's)."""
+    name = os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE
+    if name.lower() == "system":
+        return datetime.now().astimezone().tzinfo or UTC
+    return ZoneInfo(name)
 
-            name = conf.get("core", "default_timezone", fallback="UTC")
-        except Exception:
-            name = "UTC"
-    return ZoneInfo("UTC" if name in ("utc", "system") else name)
+
+def _bounds(calling_hours: str) -> tuple[time, time]:
+    match = _HOURS_RE.match(calling_hours)
+    if match is None:
+        raise ParamError(f'calling_hours: must be "HH:MM-HH:MM" or "", got {calling_hours!r}')
+    start_h, start_m, end_h, end_m = (int(x) for x in match.groups())
+    return time(start_h, start_m), time(end_h, end_m)
+
+
+def calling_window(calling_hours: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The calling window that holds `now`, else the next one, as (opens, closes) in now's time zone.
+
+    None when there are no calling hours. A window whose end is before its start runs over midnight.
+    """
+    if not calling_hours:
+        return None
+    start, end = _bounds(calling_hours)
+    tz = now.tzinfo
+    today = now.date()
+
+    def at(day: date, clock: time) -> datetime:
+        return datetime.combine(day, clock, tz)
+
+    if start < end:
+        if now < at(today, end):
+            return at(today, start), at(today, end)
+        tomorrow = today + timedelta(days=1)
+        return at(tomorrow, start), at(tomorrow, end)
+    if now < at(today, end):
+        return at(today - timedelta(days=1), start), at(today, end)
+    return at(today, start), at(today + timedelta(days=1), end)
 
 
 def next_window_start(calling_hours: str, now: datetime) -> datetime | None:
     """None when `now` is inside the calling window (or there is none); else when the window next opens."""
-    if not calling_hours:
+    window = calling_window(calling_hours, now)
+    if window is None or window[0] <= now:
         return None
-    start_h, start_m, end_h, end_m = (int(x) for x in _HOURS_RE.match(calling_hours).groups())  # type: ignore[union-attr]
-    start, end = time(start_h, start_m), time(end_h, end_m)
-    local = now.astimezone(now.tzinfo)
-    clock = local.time()
-    inside = start <= clock < end if start < end else (clock >= start or clock < end)
-    if inside:
+    return window[0]
+
+
+def send_wait(calling_hours: str, now: datetime, dial_seconds: float) -> datetime | None:
+    """When a vendor task expected to dial for `dial_seconds` may be created: None for now, else a time.
+
+    Not in the last part of a window that is shorter than the expected dial time (a window shorter than
+    the whole dial time only has to be open).
+    """
+    window = calling_window(calling_hours, now)
+    if window is None:
         return None
-    opens = local.replace(hour=start.hour, minute=start.minute, second=0, microsecond=0)
-    if opens <= local:
-        opens += timedelta(days=1)
-    return opens
+    opens, closes = window
+    if opens > now:
+        return opens
+    needed = min(dial_seconds, (closes - opens).total_seconds())
+    if (closes - now).total_seconds() >= needed:
+        return None
+    return calling_window(calling_hours, closes)[0]  # type: ignore[index]
+
+
+def window_closes(calling_hours: str, now: datetime) -> datetime | None:
+    """When the calling window that holds `now` closes (None without calling hours)."""
+    window = calling_window(calling_hours, now)
+    return window[1] if window else None

@@ -36,9 +36,12 @@ class BatchRef:
         return {**asdict(self), "label": self.label}
 
 
-def request_id(filter_task_id: int, batch_order: int) -> str:
-    """The vendor idempotency key of a batch: a retry or clear can never dial it twice."""
-    return f"cf-{filter_task_id}-{batch_order:04d}"
+def request_id(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
+    """The vendor idempotency key of a batch's vendor task: a retry or clear can never dial it twice.
+
+    A batch's later vendor tasks (its calling window closed, a re-dial) carry the attempt: cf-7-0003-a2.
+    """
+    return f"cf-{filter_task_id}-{batch_order:04d}" + (f"-a{attempt}" if attempt > 1 else "")
 
 
 def plan_batches(

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db
-from callfilter.params import RunParams
+from callfilter.params import ParamError, RunParams, check_calling_hours
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
             if task is None:
                 raise RegistrationError(f"filter_task_id {params.filter_task_id} does not exist")
+            try:
+                check_calling_hours(task["calling_hours"])
+            except ParamError as exc:
+                raise RegistrationError(f"filter task {task['id']}: {exc}") from None
             if task["batchid"] != params.batchid:
                 raise RegistrationError(
                     f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
@@ -48,10 +52,15 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             conn, "find_open_task", {"batchid": batchid, "filter_task_id": task["id"] if task else None}
         )
         if other is not None and (task is None or task["status"] == codes.TASK_REGISTERED):
-            state = "registered" if other["status"] == codes.TASK_REGISTERED else "running"
+            state = {
+                codes.TASK_REGISTERED: "registered",
+                codes.TASK_RUNNING: "running",
+                codes.TASK_FAILED: "failed with batches not stored",
+                codes.TASK_FINISHED_WITH_ERRORS: "finished with errors",
+            }.get(other["status"], str(other["status"]))
             raise RegistrationError(
                 f"batchid {batchid} already has an unfinished filter task {other['id']} ({state}); "
-                "let it finish or fail first"
+                "let it finish, or clear its failed batches to re-dial them"
             )
         counts = db.one(conn, "count_numbers_to_screen", {"batchid": batchid}) or {}
         if not counts.get("total"):

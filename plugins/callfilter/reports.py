@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from callfilter import db, files
+from callfilter import codes, db, files
 from callfilter.verdicts import verdict_counts
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,44 @@ BATCH_COLUMNS = [
 ]  # fmt: skip
 
 
+class NotPlannedError(Exception):
+    """finish ran after plan failed: there is nothing to close."""
+
+
+def batch_errors(conn: psycopg.Connection[Any], filter_task_id: int) -> str | None:
+    """What is wrong with the task's batches whose results are not all stored, or None when none is."""
+    unfinished = db.all_rows(conn, "unfinished_batches", {"filter_task_id": filter_task_id})
+    if not unfinished:
+        return None
+    orders = ", ".join(str(b["batch_order"]) for b in unfinished)
+    reasons = "; ".join(
+        f"batch {b['batch_order']}: {b['message'] or ('not sent' if not b['task_id'] else 'not stored')}"
+        for b in unfinished[:20]
+    )
+    more = f"; and {len(unfinished) - 20} more" if len(unfinished) > 20 else ""
+    return f"{len(unfinished)} batches failed ({orders}): {reasons}{more}"
+
+
 def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: files.Storage) -> dict[str, Any]:
-    """Mark the task finished, write its summary; returns the counts and where the files are."""
+    """Close the task: finished, or finished with errors naming the failed batches; write its summary.
+
+    Returns the counts, the errors (or None) and where the files are."""
+    planned = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
+    if planned is None:
+        raise LookupError(f"filter task {filter_task_id} does not exist")
+    if planned["step"] < codes.STEP_PLANNED:
+        raise NotPlannedError(
+            f"filter task {filter_task_id} was never planned ({planned['message'] or 'plan did not run'}); "
+            "clear plan to continue"
+        )
+    errors = batch_errors(conn, filter_task_id)
+    status = codes.TASK_FINISHED_WITH_ERRORS if errors else codes.TASK_FINISHED
     with conn.transaction():
-        task = db.one(conn, "finish_task", {"filter_task_id": filter_task_id})
+        task = db.one(
+            conn,
+            "finish_task",
+            {"filter_task_id": filter_task_id, "status": status, "message": errors and errors[:2000]},
+        )
     if task is None:
         raise LookupError(f"filter task {filter_task_id} does not exist")
     path = files.summary_path(filter_task_id, task["creator"])
@@ -40,9 +74,10 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         )
     counts = verdict_counts(conn, task["batchid"])
     log.info(
-        "filter task %s (batchid %s) finished: %d valid, %d invalid, %d unknown; summary %s",
+        "filter task %s (batchid %s) finished%s: %d valid, %d invalid, %d unknown; summary %s",
         filter_task_id,
         task["batchid"],
+        " with errors" if errors else "",
         counts["valid"],
         counts["invalid"],
         counts["unknown"],
@@ -53,6 +88,7 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         "batchid": task["batchid"],
         **counts,
         "batches": len(batches),
+        "errors": errors,
         "summary": url,
         "files": storage.url(files.task_dir(filter_task_id)),
     }

@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, contract, db, files
-from callfilter.vendor import CallCenterHook
+from callfilter.vendor import CallCenterHook, IncompleteResultsError
+from callfilter.verdicts import apply_batch_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,12 @@ def store_results(
     log_id: int,
     vendor_status: str,
 ) -> dict[str, Any]:
-    """Fetch every result of the batch's vendor task and store them; a rerun replaces, never duplicates.
+    """Fetch every result of the batch's current vendor task, store them and apply their verdicts.
 
-    `vendor_status` is the end status the sensor saw (or TIMEOUT). Raises BatchFailed after storing when the
-    task did not finish.
+    A rerun replaces, never duplicates. `vendor_status` is the end status the trigger saw (or TIMEOUT /
+    WINDOW_CLOSED after we cancelled it). A FINISHED task must account for every accepted number, else
+    IncompleteResultsError (retryable) and nothing is stored. Raises BatchFailed after storing when the task
+    failed, was cancelled or timed out.
     """
     batch_log = db.one(conn, "get_batch_log", {"log_id": log_id})
     if batch_log is None:
@@ -53,12 +56,25 @@ def store_results(
         db.run(conn, "mark_query_requested", {"log_id": log_id})
     status = hook.task_status(task_id)
     records, pages = hook.all_results(task_id)
-    batch_id = batch_log["filter_send_batch_id"]
+    accepted = batch_log["accepted"] or 0
     finished = vendor_status == contract.FINISHED
+    if finished and len(records) < accepted:
+        raise IncompleteResultsError(
+            f"vendor task {task_id} FINISHED with {len(records)} results for {accepted} accepted numbers"
+        )
+    batch_id = batch_log["filter_send_batch_id"]
+    order, task, attempt = batch_log["batch_order"], batch_log["filter_task_id"], batch_log["attempt"]
+    window_closed = vendor_status == codes.VENDOR_WINDOW_CLOSED
     summary = results_summary(records, vendor_status)
-    message = None if finished else _failure_message(batch_log, vendor_status, len(records))
+    if attempt > 1:
+        summary = f"attempt {attempt} ({task_id}): {summary}"
+    message = None if finished or window_closed else _failure_message(batch_log, vendor_status, len(records))
+    # The raw answers first: whatever happens next, what the vendor said is kept.
+    storage.write_json(
+        files.raw_results_path(task, order, attempt), {"status": status, "result_pages": pages}
+    )
     with conn.transaction():
-        db.run(conn, "delete_batch_results", {"batch_id": batch_id})
+        db.run(conn, "delete_batch_results", {"batch_id": batch_id, "nids": [str(r["nid"]) for r in records]})
         with conn.cursor() as cur, cur.copy(db.sql("copy_batch_results")) as copy:
             for record in records:
                 copy.write_row((batch_id, *(record.get(column) for column in RESULT_COLUMNS)))
@@ -68,20 +84,30 @@ def store_results(
             {
                 "log_id": log_id,
                 "batch_id": batch_id,
-                "recvflag": codes.FLAG_DONE if finished else codes.FLAG_FAILED,
+                "recvflag": codes.FLAG_FAILED if message else codes.FLAG_DONE,
                 "suminfo": summary,
                 "vendor_status": vendor_status,
                 "message": message,
-                "batch_status": codes.BATCH_STORED if finished else codes.BATCH_FAILED,
+                "batch_status": codes.BATCH_STORED
+                if finished
+                else codes.BATCH_SENT
+                if window_closed
+                else codes.BATCH_FAILED,
             },
         )
-    order, task = batch_log["batch_order"], batch_log["filter_task_id"]
-    storage.write_json(files.raw_results_path(task, order), {"status": status, "result_pages": pages})
+        updated = apply_batch_verdicts(conn, task, batch_id)
     storage.write_xlsx(
-        files.results_xlsx_path(task, order),
+        files.results_xlsx_path(task, order, attempt),
         [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))],
     )
-    log.info("batch %s of filter task %s, vendor task %s: %s", order, task, task_id, summary)
+    log.info(
+        "batch %s of filter task %s, vendor task %s: %s; verdicts set on %d rows",
+        order,
+        task,
+        task_id,
+        summary,
+        updated,
+    )
     if message:
         raise BatchFailed(message)
     return {"log_id": log_id, "results": len(records), "summary": summary}
@@ -92,5 +118,5 @@ def _failure_message(batch_log: dict[str, Any], vendor_status: str, stored: int)
     return (
         f"vendor task {batch_log['task_id']} of batch {batch_log['batch_order']} (filter task "
         f"{batch_log['filter_task_id']}) {what}; {stored} of {batch_log['accepted']} results stored. "
-        "Clear this task to query again."
+        "Clear this task to re-dial the numbers without a result."
     )

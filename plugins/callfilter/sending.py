@@ -1,17 +1,26 @@
-"""Send (the old job 2): create the vendor task of one batch from its request file, exactly once."""
+"""Send (the old job 2): create a batch's vendor task from its request file, exactly once per attempt.
+
+A batch's first vendor task sends the planned request file. When it ends without every number's result
+(the calling window closed, or a re-dial of a failed batch), the batch's next attempt sends only its
+accepted numbers without a result, under a new request_id (`cf-7-0003-a2`).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from typing import Any
 
 import psycopg
 
-from callfilter import codes, db, files
+from callfilter import codes, db, files, planning
 from callfilter.vendor import CallCenterHook, VendorError
 
 log = logging.getLogger(__name__)
+
+DIAL_SECONDS_ENV = "CALLFILTER_DIAL_SECONDS_PER_NUMBER"
+DEFAULT_DIAL_SECONDS = 1.2  # 1000 numbers in 20 minutes
 
 
 def submission_summary(accepted: int, rejected: list[dict[str, Any]]) -> str:
@@ -30,23 +39,81 @@ def load_batch(conn: psycopg.Connection[Any], batch_id: int) -> dict[str, Any]:
     return batch
 
 
-def send_batch(
-    conn: psycopg.Connection[Any], hook: CallCenterHook, storage: files.Storage, batch_id: int
-) -> dict[str, Any]:
-    """Create the batch's vendor task (or find it created); returns the batch log row."""
-    batch = load_batch(conn, batch_id)
+def batch_log(conn: psycopg.Connection[Any], batch_id: int) -> dict[str, Any]:
+    """The batch's send and query record, created on first use."""
     with conn.transaction():
-        batch_log = db.last_row(conn, "ensure_batch_log", {"batch_id": batch_id})
-    if batch_log["send_recvflag"] == codes.FLAG_DONE and batch_log["task_id"]:
-        log.info(
-            "batch %s of filter task %s was sent before as vendor task %s (%s): nothing to send",
-            batch["batch_order"],
-            batch["filter_task_id"],
-            batch_log["task_id"],
-            batch_log["send_res_suminfo"],
-        )
-        return batch_log
-    body = storage.read_json(files.request_path(batch["filter_task_id"], batch["batch_order"]))
+        return db.last_row(conn, "ensure_batch_log", {"batch_id": batch_id})
+
+
+def expected_dial_seconds(conn: psycopg.Connection[Any], batch: dict[str, Any], numbers: int) -> float:
+    """How long a vendor task of `numbers` numbers is expected to dial: at this task's pace so far, else
+    at CALLFILTER_DIAL_SECONDS_PER_NUMBER (default 1.2 s a number)."""
+    row = db.one(conn, "dial_pace", {"filter_task_id": batch["filter_task_id"]}) or {}
+    pace = row.get("seconds_per_number")
+    if pace is None:
+        pace = float(os.environ.get(DIAL_SECONDS_ENV) or DEFAULT_DIAL_SECONDS)
+    return float(pace) * numbers
+
+
+def next_attempt(
+    conn: psycopg.Connection[Any], batch: dict[str, Any], batch_log: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Start the batch's next vendor task after one that ended without every result.
+
+    Returns the batch log of the new attempt, or None (and the batch is stored) when nothing is left to dial.
+    """
+    params = {"batch_id": batch["batch_id"], "log_id": batch_log["id"], "attempt": batch_log["attempt"]}
+    with conn.transaction():
+        left = db.all_rows(conn, "unresulted_numbers", params)
+        if not left:
+            db.run(conn, "mark_batch_stored", params)
+            log.info("batch %s: every accepted number has a result", batch["batch_order"])
+            return None
+        db.run(conn, "start_attempt", params)
+        new_log = db.one(conn, "get_batch_log", {"log_id": batch_log["id"]})
+    log.info(
+        "batch %s: %d numbers without a result go out again as attempt %d",
+        batch["batch_order"],
+        len(left),
+        batch_log["attempt"] + 1,
+    )
+    return new_log
+
+
+def request_body(
+    conn: psycopg.Connection[Any], storage: files.Storage, batch: dict[str, Any], attempt: int
+) -> dict[str, Any]:
+    """The exact request of the batch's vendor task `attempt`: the planned file, or for a later attempt the
+    numbers without a result, written once so that a retry posts the same body."""
+    path = files.request_path(batch["filter_task_id"], batch["batch_order"], attempt)
+    if attempt == 1 or storage.exists(path):
+        return storage.read_json(path)
+    numbers = db.all_rows(conn, "unresulted_numbers", {"batch_id": batch["batch_id"]})
+    body = {
+        "request_id": planning.request_id(batch["filter_task_id"], batch["batch_order"], attempt),
+        "task_name": f"call filter {batch['filter_task_id']} batch {batch['batch_order']} attempt {attempt}",
+        "numbers": [{"nid": n["nid"], "phone": n["phone"]} for n in numbers],
+        "max_attempts": batch["max_attempts"],
+        "caller_id": None,
+    }
+    storage.write_json(path, body)
+    return body
+
+
+def send_batch(
+    conn: psycopg.Connection[Any],
+    hook: CallCenterHook,
+    storage: files.Storage,
+    batch: dict[str, Any],
+    batch_log: dict[str, Any],
+) -> dict[str, Any]:
+    """Create the vendor task of the batch's current attempt; returns the updated batch log.
+
+    A VendorError is recorded on the batch log and raised; a final one also releases the batch's vendor
+    slot and fails the batch.
+    """
+    attempt = batch_log["attempt"]
+    body = request_body(conn, storage, batch, attempt)
     with conn.transaction():
         db.run(conn, "mark_send_requested", {"log_id": batch_log["id"]})
     log.info(
@@ -56,30 +123,52 @@ def send_batch(
         answer = hook.create_task_from_body(body)
     except VendorError as exc:
         with conn.transaction():
-            db.run(conn, "record_send_failed", {"log_id": batch_log["id"], "message": str(exc)[:1000]})
+            db.run(
+                conn,
+                "record_send_failed",
+                {
+                    "log_id": batch_log["id"],
+                    "batch_id": batch["batch_id"],
+                    "message": str(exc)[:1000],
+                    "final": not exc.retryable,
+                },
+            )
         raise
     rejected = answer.get("rejected") or []
     summary = submission_summary(int(answer["accepted"]), rejected)
+    if attempt > 1:
+        summary = f"attempt {attempt} ({answer['task_id']}): {summary}"
     with conn.transaction():
         db.run(
             conn,
             "record_send_accepted",
             {
                 "log_id": batch_log["id"],
-                "batch_id": batch_id,
+                "batch_id": batch["batch_id"],
                 "task_id": answer["task_id"],
                 "suminfo": summary,
                 "accepted": int(answer["accepted"]),
                 "rejected": len(rejected),
+                "nids": [str(n["nid"]) for n in body["numbers"]],
                 "rejected_nids": [str(r["nid"]) for r in rejected],
                 "rejected_reasons": [str(r["reason"]) for r in rejected],
             },
         )
-        batch_log = db.one(conn, "get_batch_log", {"log_id": batch_log["id"]})  # type: ignore[assignment]
+        new_log = db.one(conn, "get_batch_log", {"log_id": batch_log["id"]})
     log.info(
         "vendor task %s%s: %s",
         answer["task_id"],
         " (already created before)" if answer.get("duplicate") else "",
         summary,
     )
-    return batch_log
+    assert new_log is not None
+    return new_log
+
+
+def is_dialing(batch_log: dict[str, Any]) -> bool:
+    """The batch's current vendor task was created and has not been seen to end."""
+    return (
+        bool(batch_log["task_id"])
+        and batch_log["send_recvflag"] == codes.FLAG_DONE
+        and not batch_log["vendor_status"]
+    )

@@ -101,6 +101,7 @@ class SimulatorConfig:
     result_ttl: float = 7 * 86400
     error_rate: float = 0.0
     throttle_rate: float = 0.0
+    short_page_rate: float = 0.0
     latency: float = 0.0
     drop_rate: float = 0.0
     stuck_tasks: str | None = None
@@ -298,7 +299,7 @@ class CallCenter:
         self.request_times: deque[float] = deque()
         self.fault_rng = random.Random(config.seed)
         self.sequence = itertools.count(1)
-        self.dials: Counter[str] = Counter()
+        self.submitted: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
         self.stuck_re = re.compile(config.stuck_tasks) if config.stuck_tasks else None
         self.fail_re = re.compile(config.fail_tasks) if config.fail_tasks else None
@@ -363,6 +364,7 @@ class CallCenter:
             1 for t in self.tasks.values() if t.status(now) in (contract.QUEUED, contract.DIALING)
         )
         if unfinished >= self.config.max_unfinished:
+            self.counters["too_many_tasks"] += 1
             raise ApiError(
                 contract.TOO_MANY_TASKS,
                 f"too many unfinished tasks ({unfinished}, limit {self.config.max_unfinished})",
@@ -394,7 +396,8 @@ class CallCenter:
             task.fail_index = int(len(calls) * self.config.fail_after)
             task.fail_at = max((c.end for c in calls[: task.fail_index]), default=now)
         for call in calls:
-            self.dials[call.phone] += 1
+            self.submitted[call.phone] += 1
+        self.counters["max_unfinished_seen"] = max(self.counters["max_unfinished_seen"], unfinished + 1)
         self.tasks[task_id] = task
         self.by_request_id[body.request_id] = task
         self.counters["tasks_created"] += 1
@@ -450,6 +453,9 @@ class CallCenter:
         done = task.done_calls(now)
         first = (page - 1) * page_size
         records = [self._record(c, task) for c in done[first : first + page_size]]
+        if records and self.config.short_page_rate and self.fault_rng.random() < self.config.short_page_rate:
+            self.counters["short_pages"] += 1
+            records = records[:-1]  # a page that lost a record on the way
         return {
             "task_id": task_id,
             "total": len(done),
@@ -463,6 +469,11 @@ class CallCenter:
         now = self.clock()
         if task.status(now) in (contract.QUEUED, contract.DIALING):
             task.cancelled_at = now
+            self.counters["tasks_cancelled"] += 1
+            # Calls on the line are hung up and reported as CALL_LIMIT; calls not started never are.
+            for call in task.calls:
+                if call.start <= now < call.end:
+                    call.call_status, call.end = "CALL_LIMIT", now
         return {"task_id": task_id, "status": task.status(now)}
 
     def _record(self, call: Call, task: VendorTask) -> dict[str, Any]:
@@ -494,12 +505,44 @@ class CallCenter:
             "agent_end_time": None,
         }
 
+    def dials(self) -> Counter[str]:
+        """Calls per phone that have started by now (a cancelled or failed task's later calls never do)."""
+        now = self.clock()
+        dials: Counter[str] = Counter()
+        for task in self.tasks.values():
+            calls = task.calls if task.fail_index is None else task.calls[: task.fail_index]
+            cutoff = now if task.cancelled_at is None else min(now, task.cancelled_at)
+            dials.update(c.phone for c in calls if c.start <= cutoff)
+        return dials
+
     def stats(self) -> dict[str, Any]:
+        dials = self.dials()
+        now = self.clock()
         return {
             "tasks_created": self.counters["tasks_created"],
-            "numbers_dialed": sum(self.dials.values()),
-            "distinct_numbers_dialed": len(self.dials),
-            "max_dials_per_number": max(self.dials.values(), default=0),
+            "tasks_unfinished": sum(
+                1 for t in self.tasks.values() if t.status(now) in (contract.QUEUED, contract.DIALING)
+            ),
+            "max_unfinished_seen": self.counters["max_unfinished_seen"],
+            "too_many_tasks_answers": self.counters["too_many_tasks"],
+            "numbers_submitted": sum(self.submitted.values()),
+            "max_submissions_per_number": max(self.submitted.values(), default=0),
+            "numbers_dialed": sum(dials.values()),
+            "distinct_numbers_dialed": len(dials),
+            "max_dials_per_number": max(dials.values(), default=0),
+            "tasks_cancelled": self.counters["tasks_cancelled"],
+            "tasks": [
+                {
+                    "task_id": t.task_id,
+                    "request_id": t.request_id,
+                    "created_at": t.created_at,
+                    "status": t.status(now),
+                    "cancelled_at": t.cancelled_at,
+                    "ended_at": t.finished_at(now),
+                    "numbers": len(t.calls),
+                }
+                for t in self.tasks.values()
+            ],
             "injected_5xx": self.counters["injected_5xx"],
             "injected_429": self.counters["injected_429"],
             "dropped_connections": self.counters["dropped"],
@@ -662,6 +705,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--result-ttl", type=float, default=d.result_ttl, help="seconds results are kept (40402)")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500/50001")
     p.add_argument("--throttle-rate", type=float, default=0.0, help="share of requests answered 429/42901")
+    p.add_argument(
+        "--short-page-rate", type=float, default=0.0, help="share of result pages missing their last record"
+    )
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of connections dropped mid-answer")
     p.add_argument("--stuck-tasks", default=None, help="regex on request_id: such tasks stay DIALING forever")
@@ -689,6 +735,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         result_ttl=args.result_ttl,
         error_rate=args.error_rate,
         throttle_rate=args.throttle_rate,
+        short_page_rate=args.short_page_rate,
         latency=args.latency,
         drop_rate=args.drop_rate,
         stuck_tasks=args.stuck_tasks,

@@ -13,10 +13,11 @@ from callfilter import db, files
 from callfilter.params import ParamError, validate_params
 from callfilter.planning import PlanError, plan_batches
 from callfilter.registration import RegistrationError, register_task
+from callfilter.reports import NotPlannedError
 
 log = logging.getLogger(__name__)
 
-FINAL_ERRORS = (ParamError, RegistrationError, PlanError)
+FINAL_ERRORS = (ParamError, RegistrationError, PlanError, NotPlannedError)
 T = TypeVar("T")
 
 
@@ -61,25 +62,50 @@ def plan(filter_task: Mapping[str, Any], max_batches: int) -> list[dict[str, Any
     return [batch.to_xcom() for batch in batches]
 
 
-def apply(filter_task: Mapping[str, Any]) -> int:
+def _registered(filter_task: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The register step's output; the steps after the batches run whatever happened before them."""
+    if not filter_task:
+        raise AirflowFailException("register did not succeed: there is no filter task to close")
+    return filter_task
+
+
+def apply(filter_task: Mapping[str, Any] | None) -> int:
     from callfilter.verdicts import apply_verdicts
+
+    filter_task = _registered(filter_task)
 
     with db.connect() as conn:
         return apply_verdicts(conn, filter_task["filter_task_id"])
 
 
-def finish(filter_task: Mapping[str, Any]) -> dict[str, Any]:
+@fail_final
+def finish(filter_task: Mapping[str, Any] | None) -> dict[str, Any]:
     from callfilter.reports import finish_task
+
+    filter_task = _registered(filter_task)
 
     with db.connect() as conn:
         return finish_task(conn, filter_task["filter_task_id"], files.Storage())
 
 
+def fail_on_batch_errors(summary: Mapping[str, Any]) -> None:
+    """A task finished with errors fails its run, so the grid shows it; the task row says which batches."""
+    if summary.get("errors"):
+        raise AirflowFailException(
+            f"filter task {summary['filter_task_id']} finished with errors: {summary['errors']}. "
+            "Clear a failed batch's query task (with downstream) to re-dial it."
+        )
+
+
 def mark_failed(context: Mapping[str, Any]) -> None:
-    """on_failure_callback: record the failure on the filter task so the business system sees it."""
+    """on_failure_callback: record the failure on the filter task so the business system sees it.
+
+    A failed batch fails only itself: finish names it on the task ("finished with errors")."""
     from callfilter.reports import mark_task_failed
 
     ti = context["ti"]
+    if ti.task_id.startswith("batch."):
+        return
     filter_task = ti.xcom_pull(task_ids="register")
     if not filter_task:
         return

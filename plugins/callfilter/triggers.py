@@ -1,9 +1,11 @@
-"""The trigger that waits in the triggerer for a vendor task to end; no side effects, JSON events only."""
+"""Triggers that wait in the triggerer: for a vendor task to end, and for a free vendor slot.
+
+No side effects (a trigger may run more than once), JSON events only.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,22 +15,28 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from callfilter import codes, contract
 from callfilter.vendor import VendorError, atask_status
 
-log = logging.getLogger(__name__)
-
 ERROR = "ERROR"
+SLOT_FREE = "SLOT_FREE"
 
 
 class VendorTaskTrigger(BaseTrigger):
-    """Polls a vendor task's status until it is FINISHED, FAILED or CANCELLED, or the deadline passes."""
+    """Polls a vendor task's status until it ends (FINISHED, FAILED, CANCELLED), its deadline passes
+    (TIMEOUT) or the calling window closes (WINDOW_CLOSED)."""
 
     def __init__(
-        self, vendor_task_id: str, callcenter_conn_id: str, poll_interval: float, deadline: float
+        self,
+        vendor_task_id: str,
+        callcenter_conn_id: str,
+        poll_interval: float,
+        deadline: float,
+        window_closes: float | None = None,
     ) -> None:
         super().__init__()
         self.vendor_task_id = vendor_task_id
         self.callcenter_conn_id = callcenter_conn_id
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.window_closes = window_closes
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -38,28 +46,27 @@ class VendorTaskTrigger(BaseTrigger):
                 "callcenter_conn_id": self.callcenter_conn_id,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "window_closes": self.window_closes,
             },
         )
 
+    def _event(self, status: str, **extra: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "vendor_task_id": self.vendor_task_id, **extra})
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
-            if time.time() >= self.deadline:
-                yield TriggerEvent({"status": codes.VENDOR_TIMED_OUT, "vendor_task_id": self.vendor_task_id})
-                return
             try:
                 status = await atask_status(self.callcenter_conn_id, self.vendor_task_id)
             except VendorError as exc:
                 if not exc.retryable:
-                    yield TriggerEvent(
-                        {"status": ERROR, "vendor_task_id": self.vendor_task_id, "message": str(exc)}
-                    )
+                    yield self._event(ERROR, message=str(exc))
                     return
                 self.log.warning(
                     "vendor task %s: status not read (%s); trying again", self.vendor_task_id, exc
                 )
             else:
                 if status["status"] in contract.END_STATUSES:
-                    yield TriggerEvent({"status": status["status"], "vendor_task_id": self.vendor_task_id})
+                    yield self._event(status["status"])
                     return
                 self.log.info(
                     "vendor task %s %s: %s/%s dialed",
@@ -68,4 +75,84 @@ class VendorTaskTrigger(BaseTrigger):
                     status.get("dialed"),
                     status.get("total"),
                 )
+            now = time.time()
+            if self.window_closes is not None and now >= self.window_closes:
+                yield self._event(codes.VENDOR_WINDOW_CLOSED)
+                return
+            if now >= self.deadline:
+                yield self._event(codes.VENDOR_TIMED_OUT)
+                return
+            wake = min(
+                t for t in (now + self.poll_interval, self.deadline, self.window_closes) if t is not None
+            )
+            await asyncio.sleep(max(0.0, wake - now))
+
+
+class VendorSlotTrigger(BaseTrigger):
+    """Waits until fewer than `cap` vendor tasks are unfinished: the batches holding a slot, less those
+    whose vendor task has ended (or is past its deadline: its query cancels it). Read-only; the event names
+    the ended ones as [log id, vendor task id] so the resumed task can give back their slots."""
+
+    def __init__(
+        self,
+        cap: int,
+        poll_interval: float,
+        vendor_timeout: float,
+        callcenter_conn_id: str = "callcenter_default",
+        db_conn_id: str = "callfilter_db",
+    ) -> None:
+        super().__init__()
+        self.cap = cap
+        self.poll_interval = poll_interval
+        self.vendor_timeout = vendor_timeout
+        self.callcenter_conn_id = callcenter_conn_id
+        self.db_conn_id = db_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "callfilter.triggers.VendorSlotTrigger",
+            {
+                "cap": self.cap,
+                "poll_interval": self.poll_interval,
+                "vendor_timeout": self.vendor_timeout,
+                "callcenter_conn_id": self.callcenter_conn_id,
+                "db_conn_id": self.db_conn_id,
+            },
+        )
+
+    async def _ended(self, held: list[dict[str, Any]]) -> list[list[Any]]:
+        ended = []
+        for row in held:
+            if not row["task_id"]:
+                continue  # being created right now
+            # Past its deadline (and a grace for its query to cancel it), a vendor task counts as ended.
+            grace = max(60.0, 3 * self.poll_interval)
+            if (
+                row["send_recvtime"]
+                and row["send_recvtime"].timestamp() + self.vendor_timeout + grace <= time.time()
+            ):
+                ended.append([row["id"], row["task_id"]])
+                continue
+            try:
+                status = await atask_status(self.callcenter_conn_id, row["task_id"])
+            except VendorError as exc:
+                self.log.warning("vendor task %s: status not read (%s)", row["task_id"], exc)
+                continue
+            if status["status"] in contract.END_STATUSES:
+                ended.append([row["id"], row["task_id"]])
+        return ended
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from callfilter import slots
+
+        while True:
+            try:
+                held = await slots.held_slots(self.db_conn_id)
+                ended = await self._ended(held) if len(held) >= self.cap else []
+            except Exception as exc:  # the database may be away for a moment; the wait goes on
+                self.log.warning("vendor slots not counted (%s); trying again", exc)
+            else:
+                if len(held) - len(ended) < self.cap:
+                    yield TriggerEvent({"status": SLOT_FREE, "held": len(held), "ended": ended})
+                    return
             await asyncio.sleep(self.poll_interval)

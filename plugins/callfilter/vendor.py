@@ -82,6 +82,10 @@ class TooManyTasksError(VendorRetryableError):
     """42902: too many unfinished tasks for this app."""
 
 
+class IncompleteResultsError(VendorRetryableError):
+    """The result pages did not add up to their own total; asking again may give them all."""
+
+
 class NonceReusedError(VendorRetryableError):
     """40103: nonce replayed; a new nonce is worth one retry."""
 
@@ -181,6 +185,9 @@ class RetryPolicy:
 
     def should_retry(self, attempt: int, error: VendorError) -> bool:
         if not error.retryable or attempt >= self.max_attempts:
+            return False
+        # The cap on unfinished tasks lasts minutes: the caller waits for room (deferred), not this call.
+        if isinstance(error, TooManyTasksError):
             return False
         # A replayed nonce is worth exactly one retry with a new nonce.
         return not (isinstance(error, NonceReusedError) and attempt > 1)
@@ -309,7 +316,11 @@ class CallCenterHook(HttpHook):
     def all_results(
         self, task_id: str, page_size: int = contract.MAX_PAGE_SIZE
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Every result record of a task, each exactly once (by nid), and the raw pages."""
+        """Every result record of a task, each exactly once (by nid), and the raw pages.
+
+        Pages by the answer's own `page_size` and `total`; raises IncompleteResultsError when the records
+        do not add up to `total`.
+        """
         records: dict[str, dict[str, Any]] = {}
         pages = []
         page = 1
@@ -318,10 +329,16 @@ class CallCenterHook(HttpHook):
             pages.append(data)
             batch = data.get("records") or []
             for record in batch:
-                records.setdefault(str(record["nid"]), record)
-            if len(batch) < page_size or page * page_size >= int(data.get("total") or 0):
+                records.setdefault(str(record.get("nid")), record)
+            total = int(data.get("total") or 0)
+            served = int(data.get("page_size") or page_size)
+            if not batch or page * served >= total:
                 break
             page += 1
+        if len(records) < total:
+            raise IncompleteResultsError(
+                f"results of vendor task {task_id}: {len(records)} of {total} records came back"
+            )
         return sorted(records.values(), key=lambda r: str(r["nid"])), pages
 
     def cancel_task(self, task_id: str) -> dict[str, Any]:

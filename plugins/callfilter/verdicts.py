@@ -12,10 +12,15 @@ from callfilter import codes, db
 log = logging.getLogger(__name__)
 
 
+def apply_batch_verdicts(conn: psycopg.Connection[Any], filter_task_id: int, batch_id: int) -> int:
+    """The verdicts of one batch's stored results (inside the caller's transaction); returns rows updated."""
+    return db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id, "batch_id": batch_id})
+
+
 def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
-    """Set-based verdicts through the rule table in call_filter_dict; returns the rows updated."""
+    """Reconcile: every stored result of the task through the rule table; returns the rows updated."""
     with conn.transaction():
-        updated = db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id})
+        updated = db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id, "batch_id": None})
         db.run(
             conn, "mark_task_step", {"filter_task_id": filter_task_id, "step": codes.STEP_VERDICTS_APPLIED}
         )

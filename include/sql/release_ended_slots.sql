@@ -1,0 +1,5 @@
+-- Give back the slots of batches whose vendor task was seen to end (their query stores the results later).
+update call_filter_send_batch_log l
+set holds_slot = false
+from unnest(%(log_ids)s::bigint[], %(task_ids)s::text[]) as e(log_id, task_id)
+where l.id = e.log_id and l.task_id = e.task_id and l.holds_slot

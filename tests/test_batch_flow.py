@@ -1,0 +1,156 @@
+"""One batch's way to stored results, through the operators as Airflow calls them (execute, then the
+method a trigger's event resumes), on real PostgreSQL and the simulator over HTTP. The triggers run here
+for real (asyncio), as the triggerer would run them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from callfilter import db as dbm
+from callfilter import devenv, planning, slots
+from callfilter.operators import QueryBatchOperator, SendBatchOperator
+from callfilter.params import validate_params
+from callfilter.registration import RegistrationError, register_task
+from callfilter.results import store_results
+from callfilter.sending import batch_log, load_batch, send_batch
+from callfilter.vendor import CallCenterHook, IncompleteResultsError
+
+
+def plan(db, storage, batchid: str, telnos: list[str], **params) -> list[dict]:
+    devenv.load_case_tel(db.conn, batchid, telnos)
+    with dbm.connect() as conn:
+        reg = register_task(
+            conn, validate_params({"batchid": batchid, "calling_hours": "", **params}), "run-1"
+        )
+        task = dbm.one(conn, "get_task", {"filter_task_id": reg.filter_task_id})
+        return [b.to_xcom() for b in planning.plan_batches(conn, task, storage, max_batches=1024)]
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch):
+    monkeypatch.setenv("CALLFILTER_POLL_INTERVAL", "0.2")
+
+
+def context() -> dict:
+    return {"ti": SimpleNamespace(try_number=1)}
+
+
+def first_event(trigger) -> dict:
+    async def wait():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(wait())
+
+
+def drive(operator, ctx: dict, resume=None, tweak=None):
+    """Run an operator as Airflow would: execute, then on each deferral run the trigger and resume."""
+    step = resume or operator.execute
+    for _ in range(20):
+        try:
+            return step(ctx)
+        except TaskDeferred as deferred:
+            trigger = deferred.trigger
+            if tweak:
+                tweak(trigger)
+            event = first_event(trigger)
+            method = getattr(operator, deferred.method_name)
+            step = lambda c, m=method, e=event: m(c, event=e)  # noqa: E731
+    raise AssertionError("the operator kept deferring")
+
+
+def test_the_vendor_cap_is_one_count_across_batches_and_a_slot_is_kept_by_its_holder(db, storage):
+    batches = plan(db, storage, "F1", ["13500000001", "13500000002", "13500000003"], batch_size=1)
+    with dbm.connect() as conn:
+        logs = [batch_log(conn, b["batch_id"])["id"] for b in batches]
+        assert slots.reserve(conn, logs[0], 2) and slots.reserve(conn, logs[1], 2)
+        assert not slots.reserve(conn, logs[2], 2)
+        assert slots.reserve(conn, logs[0], 2)  # a retry keeps its slot
+        slots.release(conn, logs[0])
+        assert slots.reserve(conn, logs[2], 2)
+    assert db.value("select count(*) from call_filter_send_batch_log where holds_slot") == 2
+
+
+def test_a_finished_vendor_task_is_stored_only_when_its_results_account_for_every_number(
+    db, storage, start_simulator
+):
+    start_simulator("--call-seconds", "0", "--rate-limit", "0", "--short-page-rate", "1")
+    (batch,) = plan(db, storage, "F2", [f"1350000{i:04d}" for i in range(12)])
+    hook = CallCenterHook()
+    with dbm.connect() as conn:
+        sent = send_batch(
+            conn, hook, storage, load_batch(conn, batch["batch_id"]), batch_log(conn, batch["batch_id"])
+        )
+        with pytest.raises(IncompleteResultsError, match="11 of 12 records came back"):
+            store_results(conn, hook, storage, sent["id"], "FINISHED")
+    assert db.value("select count(*) from call_filter_send_queryres") == 0
+    assert db.value("select query_recvflag from call_filter_send_batch_log") == 0
+    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 0
+
+
+def test_a_closing_window_cancels_the_vendor_task_and_the_rest_goes_out_as_a_new_attempt(
+    db, storage, start_simulator
+):
+    sim = start_simulator("--call-seconds", "0.5", "--lines", "2", "--rate-limit", "0")
+    telnos = [f"1360000{i:04d}" for i in range(12)]
+    (batch,) = plan(db, storage, "F3", telnos)
+    ctx = context()
+    log_id = SendBatchOperator(task_id="send", batch=batch).execute(ctx)
+    query = QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id)
+    closes_in = {"first": True}
+
+    def close_the_first_window(trigger) -> None:
+        if getattr(trigger, "window_closes", "n/a") is None and closes_in.pop("first", False):
+            trigger.window_closes = time.time() + 1.0  # the window closes a second into dialing
+
+    assert drive(query, ctx, tweak=close_the_first_window) == log_id
+    stats = sim.stats()
+    first, second = stats["tasks"]
+    assert (first["status"], second["status"]) == ("CANCELLED", "FINISHED")
+    assert second["request_id"] == f"{first['request_id']}-a2"
+    assert 0 < second["numbers"] < 12
+    assert stats["max_dials_per_number"] == 1 and stats["distinct_numbers_dialed"] == 12
+    row = db.rows("select * from call_filter_send_batch_log")[0]
+    assert (row["attempt"], row["vendor_status"], row["holds_slot"]) == (2, "FINISHED", False)
+    assert row["query_res_suminfo"].startswith("WINDOW_CLOSED: ")
+    assert "; attempt 2 (" in row["query_res_suminfo"] and "; attempt 2 (" in row["send_res_suminfo"]
+    assert db.value("select count(*) from call_filter_send_queryres") == 12
+    assert db.value("select status from call_filter_send_batch") == 2
+    # Every number's verdict reached case_tel as its results were stored.
+    assert db.value("select count(*) from case_tel where batchid = 'F3' and valid_checked_at is null") == 0
+
+
+def test_a_failed_batch_fails_alone_and_clearing_it_redials_only_the_numbers_without_a_result(
+    db, storage, start_simulator
+):
+    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0", "--fail-tasks=-0001$")
+    (batch,) = plan(db, storage, "F4", [f"1370000{i:04d}" for i in range(10)])
+    ctx = context()
+    log_id = SendBatchOperator(task_id="send", batch=batch).execute(ctx)
+    query = QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id)
+    with pytest.raises(AirflowFailException, match=r"ended FAILED; 5 of 10 results stored"):
+        drive(query, ctx)
+    assert db.value("select status from call_filter_send_batch") == 3
+    assert db.value("select holds_slot from call_filter_send_batch_log") is False
+    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 5
+
+    # While the batch is unfinished, its batchid stays closed to a new task.
+    db.conn.execute("update call_filter_task set status = 4")
+    with dbm.connect() as conn, pytest.raises(RegistrationError, match="finished with errors"):
+        register_task(conn, validate_params({"batchid": "F4"}), "run-2")
+
+    # Clearing the failed query re-dials, once, the 5 numbers without a result; the task runs again.
+    assert drive(QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id), ctx) == log_id
+    assert drive(QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id), ctx) == log_id
+    stats = sim.stats()
+    assert [t["request_id"] for t in stats["tasks"]] == ["cf-1-0001", "cf-1-0001-a2"]
+    assert [t["numbers"] for t in stats["tasks"]] == [10, 5]
+    assert stats["max_dials_per_number"] == 1
+    assert db.value("select status from call_filter_task") == 1
+    assert db.value("select status from call_filter_send_batch") == 2
+    assert db.value("select count(*) from case_tel where valid_checked_at is null") == 0

@@ -1,0 +1,271 @@
+"""call_filter at the call center's pace, under the real Airflow components (tests/stack.py).
+
+Time is scaled down, not the ratios: a vendor task dials for tens of seconds (calls of ~1.5 s on 6 shared
+lines), the vendor allows 5 unfinished tasks and so does the pipeline, the query timeout is a minute and a
+calling window closes for a minute. Runs are triggered through the REST API and watched as an operator
+would: task instances in the API, rows in the business database, the vendor's own counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callfilter import contract, devenv
+from callfilter.params import timezone
+from callfilter.simulator import outcome_for
+from tests.conftest import APP_ID, APP_SECRET, RUN_DIR
+from tests.stack import AirflowStack
+
+pytestmark = pytest.mark.stack
+
+SEED = 7
+VERDICT_CODES = {"valid": 1, "invalid": 2, "unknown": 0}
+PACE = ("--call-seconds", "1.5", "--lines", "6", "--max-unfinished", "5", "--seed", str(SEED))
+
+
+class Vendor:
+    """The simulator on one port for the whole module; each test starts it anew with its own faults."""
+
+    def __init__(self) -> None:
+        self.port = devenv.free_port()
+        self.process: Any = None
+
+    def start(self, *options: str) -> None:
+        self.stop()
+        log_path = RUN_DIR / f"simulator-realpace-{self.port}.log"
+        self.process = devenv.start_simulator(
+            self.port, APP_ID, APP_SECRET, *PACE, *options, log_path=log_path
+        )
+
+    def stats(self) -> dict[str, Any]:
+        import requests
+
+        return requests.get(f"http://127.0.0.1:{self.port}/_sim/stats", timeout=10).json()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Iterator[Vendor]:
+    sim = Vendor()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def business_db(database):
+    from psycopg.rows import dict_row
+
+    name = "callfilter_realpace"
+    database.create_database(name, template="callfilter_template")
+    with database.connect(name, row_factory=dict_row, autocommit=True) as conn:
+        yield database, name, conn
+
+
+@pytest.fixture(scope="module")
+def stack(business_db, vendor, tmp_path_factory) -> Iterator[AirflowStack]:
+    database, name, _ = business_db
+    workdir = tmp_path_factory.mktemp("stack")
+    env = devenv.airflow_env(
+        workdir / "airflow",
+        workdir / "files",
+        database.airflow_conn(name),
+        devenv.callcenter_conn(vendor.port, APP_ID, APP_SECRET),
+        CALLFILTER_POLL_INTERVAL="1",
+        CALLFILTER_QUERY_TIMEOUT="60",
+        CALLFILTER_VENDOR_CAP="5",
+        CALLFILTER_DIAL_SECONDS_PER_NUMBER="0.2",
+    )
+    with AirflowStack(workdir, env, database=database) as running:  # started on entry
+        running.wait_for_dag("call_filter")
+        yield running
+
+
+def rows(conn, query: str, params: Any = None) -> list[dict[str, Any]]:
+    return conn.execute(query, params).fetchall()
+
+
+def value(conn, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return next(iter(row.values())) if row else None
+
+
+def numbers(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(count)]
+
+
+def run(stack: AirflowStack, conf: dict[str, Any], timeout: float) -> tuple[str, str]:
+    run_id = stack.trigger("call_filter", conf)
+    return run_id, stack.wait_for_run("call_filter", run_id, timeout=timeout)
+
+
+def batch_tis(stack: AirflowStack, run_id: str, task: str) -> dict[int, dict[str, Any]]:
+    return {
+        ti["map_index"]: ti for ti in stack.task_instances("call_filter", run_id) if ti["task_id"] == task
+    }
+
+
+def when(ti: dict[str, Any], key: str) -> datetime:
+    return datetime.fromisoformat(ti[key])
+
+
+def assert_verdicts_follow_outcomes(conn, batchid: str, skip: set[str] = frozenset()) -> None:
+    for row in rows(
+        conn, "select telno, valid_status, valid_reason from case_tel where batchid = %s", (batchid,)
+    ):
+        if row["telno"] in skip:
+            continue
+        status = outcome_for(row["telno"], SEED)
+        expected = (VERDICT_CODES[contract.DEFAULT_VERDICT_RULES[status]], status)
+        assert (row["valid_status"], row["valid_reason"]) == expected, row
+
+
+def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_db):
+    _, _, conn = business_db
+    vendor.start()
+    devenv.load_case_tel(conn, "PACE-20", numbers("1391", 400), first_telid=1_000_000)
+    run_id, state = run(stack, {"batchid": "PACE-20", "batch_size": 20, "calling_hours": ""}, timeout=600)
+    assert state == "success", stack.logs()
+
+    stats = vendor.stats()
+    assert stats["tasks_created"] == 20
+    assert stats["too_many_tasks_answers"] == 0 and stats["max_unfinished_seen"] <= 5
+    assert stats["max_unfinished_seen"] == 5  # the cap bound: the vendor was kept full
+    assert stats["max_dials_per_number"] == 1 and stats["distinct_numbers_dialed"] == 400
+
+    task = rows(conn, "select * from call_filter_task where batchid = 'PACE-20'")[0]
+    assert (task["status"], task["message"]) == (2, None)
+    assert value(conn, "select count(*) from call_filter_send_batch where filter_task_id = %s and status = 2",
+                 (task["id"],)) == 20  # fmt: skip
+    assert_verdicts_follow_outcomes(conn, "PACE-20")
+
+    sends, queries = batch_tis(stack, run_id, "batch.send"), batch_tis(stack, run_id, "batch.query")
+    assert len(sends) == len(queries) == 20
+    everything = list(sends.values()) + list(queries.values())
+    assert all(ti["state"] == "success" and ti["try_number"] == 1 for ti in everything)  # no try failed
+    assert re.fullmatch(r"batch \d+/20, 20 numbers", queries[0]["rendered_map_index"])
+    # Per batch: each query follows its own send, and queries ran while later batches still waited to send.
+    for index, query in queries.items():
+        assert when(query, "start_date") >= when(sends[index], "end_date")
+    last_send = max(when(ti, "end_date") for ti in sends.values())
+    assert sum(when(q, "end_date") < last_send for q in queries.values()) >= 10
+
+
+def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unresulted(
+    stack, vendor, business_db
+):
+    _, _, conn = business_db
+    vendor.start("--fail-tasks=-0004$", "--stuck-tasks=-0009$")
+    devenv.load_case_tel(conn, "PACE-ERR", numbers("1392", 400), first_telid=2_000_000)
+    conf = {"batchid": "PACE-ERR", "batch_size": 20, "calling_hours": ""}
+    run_id, state = run(stack, conf, timeout=600)
+    assert state == "failed"
+
+    task = rows(conn, "select * from call_filter_task where batchid = 'PACE-ERR'")[0]
+    assert task["status"] == 4, task  # finished with errors
+    assert "2 batches failed (4, 9)" in task["message"]
+    assert "ended FAILED" in task["message"] and "did not finish in time" in task["message"]
+    batches = {
+        b["batch_order"]: b
+        for b in rows(
+            conn,
+            "select b.batch_order, b.status, l.vendor_status, l.task_id from call_filter_send_batch b "
+            "join call_filter_send_batch_log l on l.filter_send_batch_id = b.id where b.filter_task_id = %s",
+            (task["id"],),
+        )
+    }
+    assert {o for o, b in batches.items() if b["status"] == 2} == set(range(1, 21)) - {4, 9}
+    assert (batches[4]["vendor_status"], batches[9]["vendor_status"]) == ("FAILED", "TIMEOUT")
+    tasks_by_request = {t["request_id"]: t for t in vendor.stats()["tasks"]}
+    assert tasks_by_request[f"cf-{task['id']}-0009"]["status"] == "CANCELLED"  # timed out: cancelled
+
+    # The other 18 batches' verdicts are in case_tel; the failed batch's numbers without a result are not.
+    unresulted = {
+        r["phone"]
+        for r in rows(
+            conn,
+            "select d.phone from call_filter_send_detail d join call_filter_send_batch b "
+            "on b.id = d.filter_send_batch_id left join call_filter_send_queryres q "
+            "on q.filter_send_batch_id = b.id and q.nid = d.record_id "
+            "where b.filter_task_id = %s and q.id is null",
+            (task["id"],),
+        )
+    }
+    assert len(unresulted) == 10  # FAILED half-way through its 20 numbers
+    assert_verdicts_follow_outcomes(conn, "PACE-ERR", skip=unresulted)
+    assert (
+        value(conn, "select count(*) from case_tel where batchid = 'PACE-ERR' and valid_checked_at is null")
+        == 10
+    )
+
+    # The batchid stays closed while batches are unfinished.
+    refused_id, refused = run(stack, {"batchid": "PACE-ERR", "calling_hours": ""}, timeout=120)
+    assert refused == "failed"
+    register = batch_tis(stack, refused_id, "register")[-1]
+    assert register["state"] == "failed"
+    assert value(conn, "select count(*) from call_filter_task where batchid = 'PACE-ERR'") == 1
+
+    # Re-dial: clear the failed batches' query tasks (with downstream), as an operator does in the grid.
+    before = vendor.stats()
+    stack.clear_task_instances("call_filter", run_id, [("batch.query", 3), ("batch.query", 8)])
+    assert stack.wait_for_run("call_filter", run_id, timeout=300) == "success", stack.logs()
+    after = vendor.stats()
+    redials = [t for t in after["tasks"] if t["request_id"].endswith("-a2")]
+    assert [t["request_id"] for t in redials] == [f"cf-{task['id']}-0004-a2"]  # the timed-out one had all
+    assert redials[0]["numbers"] == 10
+    assert after["numbers_submitted"] - before["numbers_submitted"] == 10
+    assert after["max_dials_per_number"] == 1  # nothing dialed twice
+    task = rows(conn, "select * from call_filter_task where id = %s", (task["id"],))[0]
+    assert (task["status"], task["message"]) == (2, None)
+    assert_verdicts_follow_outcomes(conn, "PACE-ERR", skip={numbers("1392", 400)[179]})  # the stuck call
+
+
+def test_a_closing_calling_window_cancels_the_dialing_and_sends_the_rest_when_it_opens(
+    stack, vendor, business_db
+):
+    _, _, conn = business_db
+    vendor.start()
+    devenv.load_case_tel(conn, "PACE-WIN", numbers("1393", 480), first_telid=3_000_000)
+    tz = timezone()
+    now = datetime.now(tz)
+    closes = (now + timedelta(seconds=45)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    opens = closes + timedelta(minutes=1)
+    # Open all day but for the minute from `closes` to `opens` (a window that runs over midnight).
+    hours = f"{opens:%H:%M}-{closes:%H:%M}"
+    run_id, state = run(stack, {"batchid": "PACE-WIN", "batch_size": 24, "calling_hours": hours}, timeout=900)
+    assert state == "success", stack.logs()
+
+    stats = vendor.stats()
+    created = [datetime.fromtimestamp(t["created_at"], tz) for t in stats["tasks"]]
+    assert not [c for c in created if closes <= c < opens]  # nothing created while the window was shut
+    cancelled = [t for t in stats["tasks"] if t["status"] == "CANCELLED"]
+    assert cancelled, "a vendor task was dialing when the window closed"
+    for t in cancelled:
+        assert closes <= datetime.fromtimestamp(t["cancelled_at"], tz) < closes + timedelta(seconds=20)
+    resent = [t for t in stats["tasks"] if t["request_id"].endswith("-a2")]
+    assert 1 <= len(resent) <= len(cancelled)  # a cancelled task whose calls all ended has nothing left
+    assert all(datetime.fromtimestamp(t["created_at"], tz) >= opens for t in resent)
+    assert stats["max_dials_per_number"] == 1 and stats["too_many_tasks_answers"] == 0
+    assert stats["distinct_numbers_dialed"] == 480
+
+    task = rows(conn, "select * from call_filter_task where batchid = 'PACE-WIN'")[0]
+    assert task["status"] == 2
+    logs = rows(conn, "select * from call_filter_send_batch_log where filter_task_id = %s", (task["id"],))
+    assert sum(1 for entry in logs if entry["attempt"] == 2) == len(resent)
+    assert all("WINDOW_CLOSED" in entry["query_res_suminfo"] for entry in logs if entry["attempt"] == 2)
+    assert (
+        value(conn, "select count(*) from case_tel where batchid = 'PACE-WIN' and valid_checked_at is null")
+        == 0
+    )
+    files_root = Path(stack.env["CALLFILTER_FILES_ROOT"])
+    assert len(list(files_root.glob(f"task-{task['id']}/requests/*-a2.json"))) == len(resent)
