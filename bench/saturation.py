@@ -117,9 +117,18 @@ def main() -> None:
     tasks = stats["tasks"]
     first_created = min(t["created_at"] for t in tasks) - started
     last_ended = ended - max(t["ended_at"] for t in tasks)
+    # A freed slot's refill: each vendor task after the first `cap` against the end that made room for it.
+    created = sorted(t["created_at"] for t in tasks)[args.cap :]
+    ends = sorted(t["ended_at"] for t in tasks)[: len(created)]
+    refills = [c - e for c, e in zip(created, ends, strict=True)]
     print(f"run {run_id}: {state}")
     print(f"  trigger to first vendor task:        {first_created:6.1f} s")
     print(f"  last vendor task ended to run end:   {last_ended:6.1f} s")
+    if refills:
+        print(
+            f"  vendor task ended to the next created: median {statistics.median(refills):.1f} s, "
+            f"max {max(refills):.1f} s ({len(refills)} refills)"
+        )
     print(
         f"  42902 answers: {stats['too_many_tasks_answers']}, most unfinished at once: {stats['max_unfinished_seen']}"
     )

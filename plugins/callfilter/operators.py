@@ -180,7 +180,7 @@ class BatchOperator(BaseOperator):
                 self.defer(
                     trigger=VendorSlotTrigger(
                         cap=cap,
-                        poll_interval=min(self._poll_seconds(), 5.0),
+                        poll_interval=min(self._poll_seconds() / 4, 5.0),
                         vendor_timeout=self._timeout().total_seconds(),
                         callcenter_conn_id=self.callcenter_conn_id,
                     ),
