@@ -21,6 +21,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
+from callfilter.params import vendor_cap
 from callfilter.steps import mark_failed
 
 CASE_TEL = Asset("case_tel")
@@ -78,8 +79,12 @@ def call_filter():
     @task_group(group_id="batch")
     def screen_batch(batch: dict) -> None:
         """One batch: **send** creates its vendor task, **query** waits for it and stores its results."""
+        # As many sends at once as the vendor has slots: when slots free together, they refill together.
         sent = SendBatchOperator(
-            task_id="send", batch=batch, max_active_tis_per_dagrun=1, map_index_template="{{ batch_label }}"
+            task_id="send",
+            batch=batch,
+            max_active_tis_per_dagrun=vendor_cap(),
+            map_index_template="{{ batch_label }}",
         )
         QueryBatchOperator(
             task_id="query",

@@ -155,7 +155,7 @@ class BatchOperator(BaseOperator):
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         from callfilter import db, files, slots
-        from callfilter.params import send_wait, timezone
+        from callfilter.params import send_wait, timezone, vendor_cap
         from callfilter.sending import expected_dial_seconds, send_batch
         from callfilter.triggers import VendorSlotTrigger
         from callfilter.vendor import VendorError
@@ -174,11 +174,12 @@ class BatchOperator(BaseOperator):
                     opens.isoformat(),
                 )
                 self.defer(trigger=DateTimeTrigger(moment=opens), method_name="resume")
-            cap = slots.vendor_cap()
+            cap = vendor_cap()
             if not slots.reserve(conn, batch_log["id"], cap):
                 self.log.info("%s waits for a vendor slot: %d vendor tasks unfinished", label, cap)
                 self.defer(
                     trigger=VendorSlotTrigger(
+                        log_id=batch_log["id"],
                         cap=cap,
                         poll_interval=min(self._poll_seconds() / 4, 5.0),
                         vendor_timeout=self._timeout().total_seconds(),

@@ -18,6 +18,23 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 _HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
+VENDOR_CAP_ENV = "CALLFILTER_VENDOR_CAP"
+DEFAULT_VENDOR_CAP = 5
+
+
+def vendor_cap() -> int:
+    """How many unfinished vendor tasks the pipeline may have at once (CALLFILTER_VENDOR_CAP, default 5: the
+    vendor's own limit per app). Every component reads it: the DAG lets as many sends wait for a slot."""
+    raw = os.environ.get(VENDOR_CAP_ENV) or str(DEFAULT_VENDOR_CAP)
+    try:
+        cap = int(raw)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"{VENDOR_CAP_ENV} must be a whole number of at least 1, got {raw!r}")
+    return cap
+
+
 class ParamError(ValueError):
     """A run parameter is wrong; the message names the field."""
 

@@ -7,33 +7,21 @@ until that vendor task is seen to end (by its query, or by a batch waiting for a
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import psycopg
 
 from callfilter import db
 
-VENDOR_CAP_ENV = "CALLFILTER_VENDOR_CAP"
-DEFAULT_VENDOR_CAP = 5
-
-
-def vendor_cap() -> int:
-    """The number of unfinished vendor tasks the pipeline may have at once."""
-    raw = os.environ.get(VENDOR_CAP_ENV) or str(DEFAULT_VENDOR_CAP)
-    try:
-        cap = int(raw)
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise ValueError(f"{VENDOR_CAP_ENV} must be a whole number of at least 1, got {raw!r}")
-    return cap
-
 
 def reserve(conn: psycopg.Connection[Any], log_id: int, cap: int) -> bool:
-    """Take a slot for the batch (kept if it holds one already); False when all `cap` slots are held."""
+    """Take a slot for the batch (kept if it holds one already); False when all `cap` slots are held, and
+    the batch joins its task's queue of batches waiting for one."""
     with conn.transaction():
-        return db.run(conn, "reserve_slot", {"log_id": log_id, "cap": cap}) == 1
+        if db.run(conn, "reserve_slot", {"log_id": log_id, "cap": cap}) == 1:
+            return True
+        db.run(conn, "wait_for_slot", {"log_id": log_id})
+        return False
 
 
 def release(conn: psycopg.Connection[Any], log_id: int) -> None:
@@ -51,8 +39,12 @@ def release_ended(conn: psycopg.Connection[Any], ended: list[tuple[int, str]]) -
         )
 
 
-async def held_slots(conn_id: str = db.DEFAULT_CONN_ID) -> list[dict[str, Any]]:
-    """The batch logs holding a slot now: id, task_id, send_recvtime (read-only: the triggerer calls it)."""
+async def held_slots(conn_id: str, log_id: int) -> tuple[list[dict[str, Any]], int]:
+    """The batch logs holding a slot now (id, task_id, send_recvtime), and how many batches of the same
+    task wait ahead of `log_id`. Read-only: the triggerer calls it."""
     async with await db.aconnect(conn_id) as conn, conn.cursor() as cur:
         await cur.execute(db.sql("held_slots"))
-        return await cur.fetchall()
+        held = await cur.fetchall()
+        await cur.execute(db.sql("slot_waiters_ahead"), {"log_id": log_id})
+        row = await cur.fetchone()
+    return held, int(row["ahead"]) if row else 0

@@ -89,12 +89,14 @@ class VendorTaskTrigger(BaseTrigger):
 
 
 class VendorSlotTrigger(BaseTrigger):
-    """Waits until fewer than `cap` vendor tasks are unfinished: the batches holding a slot, less those
-    whose vendor task has ended (or is past its deadline: its query cancels it). Read-only; the event names
-    the ended ones as [log id, vendor task id] so the resumed task can give back their slots."""
+    """Waits until a slot is free for this batch: fewer than `cap` vendor tasks unfinished (the batches
+    holding a slot, less those whose vendor task has ended or is past its deadline) counting the batches of
+    its task that wait ahead of it. Read-only; the event names the ended ones as [log id, vendor task id]
+    so the resumed task can give back their slots."""
 
     def __init__(
         self,
+        log_id: int,
         cap: int,
         poll_interval: float,
         vendor_timeout: float,
@@ -102,6 +104,7 @@ class VendorSlotTrigger(BaseTrigger):
         db_conn_id: str = "callfilter_db",
     ) -> None:
         super().__init__()
+        self.log_id = log_id
         self.cap = cap
         self.poll_interval = poll_interval
         self.vendor_timeout = vendor_timeout
@@ -112,6 +115,7 @@ class VendorSlotTrigger(BaseTrigger):
         return (
             "callfilter.triggers.VendorSlotTrigger",
             {
+                "log_id": self.log_id,
                 "cap": self.cap,
                 "poll_interval": self.poll_interval,
                 "vendor_timeout": self.vendor_timeout,
@@ -147,12 +151,12 @@ class VendorSlotTrigger(BaseTrigger):
 
         while True:
             try:
-                held = await slots.held_slots(self.db_conn_id)
-                ended = await self._ended(held) if len(held) >= self.cap else []
+                held, ahead = await slots.held_slots(self.db_conn_id, self.log_id)
+                ended = await self._ended(held) if len(held) + ahead >= self.cap else []
             except Exception as exc:  # the database may be away for a moment; the wait goes on
                 self.log.warning("vendor slots not counted (%s); trying again", exc)
             else:
-                if len(held) - len(ended) < self.cap:
+                if len(held) - len(ended) + ahead < self.cap:
                     yield TriggerEvent({"status": SLOT_FREE, "held": len(held), "ended": ended})
                     return
             await asyncio.sleep(self.poll_interval)
