@@ -57,7 +57,7 @@ def main() -> int:
             devenv.callcenter_conn(port, APP_ID, APP_SECRET),
             CALLFILTER_POLL_INTERVAL="1",
         )
-        print("3/5 preparing Airflow (metadata database, pool callcenter) ...", flush=True)
+        print("3/5 preparing Airflow (metadata database) ...", flush=True)
         devenv.prepare_airflow(env)
         conf = {"batchid": "DEMO-1", "creator": "demo", "batch_size": args.batch_size, "calling_hours": ""}
         print(f"4/5 airflow dags test call_filter -c '{json.dumps(conf)}' ...", flush=True)

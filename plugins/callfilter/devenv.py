@@ -212,11 +212,9 @@ def airflow(
 
 
 def prepare_airflow(env: dict[str, str]) -> None:
-    """Create or upgrade the metadata database and the `callcenter` pool (5 slots, deferred tasks count)."""
+    """Create or upgrade the metadata database (the vendor's cap is CALLFILTER_VENDOR_CAP: no pool)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     airflow(env, "db", "migrate")
-    airflow(env, "pools", "set", "callcenter", "5", "vendor tasks running at once (vendor cap: 5 unfinished)",
-            "--include-deferred")  # fmt: skip
 
 
 _DAG_TEST = """
