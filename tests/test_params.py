@@ -10,7 +10,6 @@ import pytest
 from callfilter.params import (
     ParamError,
     calling_window,
-    next_window_start,
     send_wait,
     timezone,
     validate_params,
@@ -50,17 +49,17 @@ UTC = ZoneInfo("UTC")
 
 
 def test_calling_window():
-    assert next_window_start("", datetime(2026, 1, 1, 3, tzinfo=UTC)) is None
-    assert next_window_start("09:00-21:00", datetime(2026, 1, 1, 12, tzinfo=UTC)) is None
-    assert next_window_start("09:00-21:00", datetime(2026, 1, 1, 7, tzinfo=UTC)) == datetime(
+    assert send_wait("", datetime(2026, 1, 1, 3, tzinfo=UTC), 0) is None
+    assert send_wait("09:00-21:00", datetime(2026, 1, 1, 12, tzinfo=UTC), 0) is None
+    assert send_wait("09:00-21:00", datetime(2026, 1, 1, 7, tzinfo=UTC), 0) == datetime(
         2026, 1, 1, 9, tzinfo=UTC
     )
-    assert next_window_start("09:00-21:00", datetime(2026, 1, 1, 21, tzinfo=UTC)) == datetime(
+    assert send_wait("09:00-21:00", datetime(2026, 1, 1, 21, tzinfo=UTC), 0) == datetime(
         2026, 1, 2, 9, tzinfo=UTC
     )
     # A window across midnight.
-    assert next_window_start("22:00-06:00", datetime(2026, 1, 1, 23, tzinfo=UTC)) is None
-    assert next_window_start("22:00-06:00", datetime(2026, 1, 1, 12, tzinfo=UTC)) == datetime(
+    assert send_wait("22:00-06:00", datetime(2026, 1, 1, 23, tzinfo=UTC), 0) is None
+    assert send_wait("22:00-06:00", datetime(2026, 1, 1, 12, tzinfo=UTC), 0) == datetime(
         2026, 1, 1, 22, tzinfo=UTC
     )
 

@@ -173,7 +173,7 @@ def test_send_defers_until_the_calling_window_opens(db, storage, start_simulator
     from airflow.sdk.exceptions import TaskDeferred
 
     from callfilter.operators import SendBatchOperator
-    from callfilter.params import next_window_start, timezone
+    from callfilter.params import send_wait, timezone
 
     sim = start_simulator("--call-seconds", "0", "--rate-limit", "0")
     monkeypatch.setenv("CALLFILTER_TIMEZONE", "Asia/Shanghai")
@@ -188,6 +188,6 @@ def test_send_defers_until_the_calling_window_opens(db, storage, start_simulator
     context: dict = {}
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
-    assert deferred.value.trigger.moment == next_window_start(hours, now)
+    assert deferred.value.trigger.moment == send_wait(hours, now, 0)
     assert deferred.value.method_name == "resume" and context["batch_label"] == "batch 1/1, 1 numbers"
     assert sim.stats()["requests"] == 0

@@ -151,14 +151,6 @@ def calling_window(calling_hours: str, now: datetime) -> tuple[datetime, datetim
     return at(today, start), at(today + timedelta(days=1), end)
 
 
-def next_window_start(calling_hours: str, now: datetime) -> datetime | None:
-    """None when `now` is inside the calling window (or there is none); else when the window next opens."""
-    window = calling_window(calling_hours, now)
-    if window is None or window[0] <= now:
-        return None
-    return window[0]
-
-
 def send_wait(calling_hours: str, now: datetime, dial_seconds: float) -> datetime | None:
     """When a vendor task expected to dial for `dial_seconds` may be created: None for now, else a time.
 

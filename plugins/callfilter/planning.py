@@ -95,7 +95,16 @@ def write_batch_files(
             numbers = list(rows)
             path = files.request_path(task["id"], batch_order)
             if not storage.exists(path):
-                storage.write_json(path, request_body(task, batch_order, batch_count, numbers))
+                storage.write_json(
+                    path,
+                    request_body(
+                        task["id"],
+                        batch_order,
+                        f"batch {batch_order}/{batch_count}",
+                        numbers,
+                        task["max_attempts"],
+                    ),
+                )
             xlsx = files.batch_xlsx_path(task["id"], batch_order)
             if storage.exists(xlsx):
                 continue
@@ -112,12 +121,18 @@ def write_batch_files(
 
 
 def request_body(
-    task: dict[str, Any], batch_order: int, batch_count: int, numbers: list[dict[str, Any]]
+    filter_task_id: int,
+    batch_order: int,
+    batch_name: str,
+    numbers: list[dict[str, Any]],
+    max_attempts: int,
+    attempt: int = 1,
 ) -> dict[str, Any]:
+    """The vendor request of a batch's vendor task `attempt` ("call filter 7 batch 3/12")."""
     return {
-        "request_id": request_id(task["id"], batch_order),
-        "task_name": f"call filter {task['id']} batch {batch_order}/{batch_count}",
+        "request_id": request_id(filter_task_id, batch_order, attempt),
+        "task_name": f"call filter {filter_task_id} {batch_name}",
         "numbers": [{"nid": n["nid"], "phone": n["phone"]} for n in numbers],
-        "max_attempts": task["max_attempts"],
+        "max_attempts": max_attempts,
         "caller_id": None,
     }

@@ -89,13 +89,15 @@ def request_body(
     if attempt == 1 or storage.exists(path):
         return storage.read_json(path)
     numbers = db.all_rows(conn, "unresulted_numbers", {"batch_id": batch["batch_id"]})
-    body = {
-        "request_id": planning.request_id(batch["filter_task_id"], batch["batch_order"], attempt),
-        "task_name": f"call filter {batch['filter_task_id']} batch {batch['batch_order']} attempt {attempt}",
-        "numbers": [{"nid": n["nid"], "phone": n["phone"]} for n in numbers],
-        "max_attempts": batch["max_attempts"],
-        "caller_id": None,
-    }
+    order = batch["batch_order"]
+    body = planning.request_body(
+        batch["filter_task_id"],
+        order,
+        f"batch {order} attempt {attempt}",
+        numbers,
+        batch["max_attempts"],
+        attempt,
+    )
     storage.write_json(path, body)
     return body
 
