@@ -12,21 +12,20 @@ import requests
 from callfilter import contract
 from callfilter.vendor import (
     AuthenticationError,
+    CallCenterAsyncHook,
     CallCenterHook,
     ClockSkewError,
     NonceReusedError,
     RequestConflictError,
     ResultsExpiredError,
-    RetryPolicy,
     TaskNotFoundError,
     TooManyTasksError,
     VendorUnavailableError,
-    atask_status,
     parse_response,
 )
 from tests.conftest import APP_ID, APP_SECRET
 
-FAST_RETRY = RetryPolicy(max_attempts=12, backoff_base=0.01, backoff_max=0.05)
+FAST_RETRY = {"max_attempts": 12, "backoff_base": 0.01, "backoff_max": 0.05}
 
 
 def numbers(count: int, start: int = 13800000000) -> list[dict[str, str]]:
@@ -72,7 +71,7 @@ def test_wrong_secret_is_refused_and_not_retried(simulator, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_CALLCENTER_DEFAULT", simulator.conn_uri().replace(APP_SECRET, "not-the-secret")
     )
-    hook = CallCenterHook(retry=FAST_RETRY)
+    hook = CallCenterHook(**FAST_RETRY)
     with pytest.raises(AuthenticationError) as err:
         hook.task_status("T1")
     assert err.value.attempts == 1 and err.value.code == 40101
@@ -90,7 +89,7 @@ def test_replayed_nonce_is_refused(simulator):
 
 
 def test_skewed_clock_is_refused(simulator):
-    hook = CallCenterHook(retry=FAST_RETRY, clock=lambda: time.time() - 3600)
+    hook = CallCenterHook(**FAST_RETRY, clock=lambda: time.time() - 3600)
     with pytest.raises(ClockSkewError) as err:
         hook.task_status("T1")
     assert err.value.code == 40102 and err.value.attempts == 1
@@ -98,7 +97,7 @@ def test_skewed_clock_is_refused(simulator):
 
 def test_unknown_task_is_final(simulator):
     with pytest.raises(TaskNotFoundError) as err:
-        CallCenterHook(retry=FAST_RETRY).task_status("T-none")
+        CallCenterHook(**FAST_RETRY).task_status("T-none")
     assert err.value.code == 40401 and err.value.request_id and "T-none" in str(err.value)
 
 
@@ -107,7 +106,7 @@ def test_429_5xx_and_dropped_connections_are_retried_then_succeed(start_simulato
         "--call-seconds", "0", "--rate-limit", "0",
         "--error-rate", "0.3", "--throttle-rate", "0.2", "--drop-rate", "0.1", "--seed", "7",
     )  # fmt: skip
-    hook = CallCenterHook(retry=FAST_RETRY)
+    hook = CallCenterHook(**FAST_RETRY)
     created = hook.create_task("cf-2-0001", "faults", numbers(50))
     for _ in range(15):
         assert hook.task_status(created["task_id"])["status"] == "FINISHED"
@@ -120,7 +119,7 @@ def test_429_5xx_and_dropped_connections_are_retried_then_succeed(start_simulato
 
 def test_retries_that_run_out_raise_the_typed_error(start_simulator, caplog):
     start_simulator("--error-rate", "1", "--rate-limit", "0")
-    hook = CallCenterHook(retry=RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.02))
+    hook = CallCenterHook(max_attempts=3, backoff_base=0.01, backoff_max=0.02)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(VendorUnavailableError) as err:
         hook.create_task("cf-3-0001", "down", numbers(3))
@@ -136,7 +135,7 @@ def test_rate_limit_answers_429_with_retry_after(start_simulator):
     assert limited and limited[0].json()["code"] == 42901 and int(limited[0].headers["Retry-After"]) >= 1
     # The client waits Retry-After and gets through.
     with pytest.raises(TaskNotFoundError):
-        CallCenterHook(retry=RetryPolicy(max_attempts=5, backoff_base=0.01, backoff_max=2)).task_status("T1")
+        CallCenterHook(max_attempts=5, backoff_base=0.01, backoff_max=2).task_status("T1")
 
 
 def test_same_request_id_creates_one_task_and_dials_once(simulator):
@@ -210,7 +209,7 @@ def test_status_moves_queued_dialing_finished_and_results_grow(start_simulator):
 
 def test_unfinished_task_cap_answers_42902(start_simulator):
     start_simulator("--call-seconds", "5", "--lines", "1", "--max-unfinished", "2", "--rate-limit", "0")
-    hook = CallCenterHook(retry=RetryPolicy(max_attempts=1))
+    hook = CallCenterHook(max_attempts=1)
     hook.create_task("cf-8-0001", "a", numbers(2))
     hook.create_task("cf-8-0002", "b", numbers(2))
     with pytest.raises(TooManyTasksError) as err:
@@ -256,15 +255,15 @@ def test_results_expire(start_simulator):
 
 def test_async_status_for_the_triggerer(simulator):
     task_id = CallCenterHook().create_task("cf-12-0001", "async", numbers(5))["task_id"]
-    status = asyncio.run(atask_status("callcenter_default", task_id))
+    status = asyncio.run(CallCenterAsyncHook().task_status(task_id))
     assert status["status"] == "FINISHED" and status["total"] == 5
     with pytest.raises(TaskNotFoundError):
-        asyncio.run(atask_status("callcenter_default", "T-none"))
+        asyncio.run(CallCenterAsyncHook().task_status("T-none"))
 
 
 def test_slow_answers_time_out_and_count_as_retryable(start_simulator):
     start_simulator("--latency", "0.5", "--rate-limit", "0")
-    hook = CallCenterHook(retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02), timeout=0.1)
+    hook = CallCenterHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02, timeout=0.1)
     with pytest.raises(VendorUnavailableError) as err:
         hook.task_status("T1")
     assert err.value.retryable and err.value.attempts == 2 and "ReadTimeout" in str(err.value)

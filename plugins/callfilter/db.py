@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import sqlparse
 from psycopg.rows import dict_row
 
 DEFAULT_CONN_ID = "callfilter_db"
 SQL_DIR = Path(os.environ.get("CALLFILTER_SQL_DIR", Path(__file__).resolve().parents[2] / "include" / "sql"))
-_STATEMENT_END = re.compile(r";\s*(?:\n|$)")
 
 
 @functools.cache
@@ -22,41 +21,46 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+@functools.cache
 def statements(name: str) -> list[str]:
-    """The statements of a .sql file holding several, in order."""
-    text = "\n".join(line for line in sql(name).splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in _STATEMENT_END.split(text) if s.strip()]
-
-
-def _connect_kwargs(conn: Any) -> dict[str, Any]:
-    return {
-        "host": conn.host or None,
-        "port": conn.port or None,
-        "user": conn.login or None,
-        "password": conn.password or None,
-        "dbname": conn.schema or None,
-        "sslmode": conn.extra_dejson.get("sslmode"),
-        "application_name": "callfilter",
-        "row_factory": dict_row,
-        "autocommit": True,
-    }
+    """The statements of a .sql file holding several, in order (split by sqlparse, comments dropped)."""
+    parts = (sqlparse.format(part, strip_comments=True).strip() for part in sqlparse.split(sql(name)))
+    return [part for part in parts if part]
 
 
 def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]]:
     """A psycopg connection (rows as dicts) to the database of Airflow connection `conn_id`.
 
-    It autocommits: each `conn.transaction()` block is one real transaction, committed as it ends.
+    Opened by `PostgresHook.get_conn`, so every setting of the connection applies (its extras as libpq
+    parameters: sslmode, sslrootcert, options, keepalives...; IAM auth). It autocommits: each
+    `conn.transaction()` block is one real transaction, committed as it ends.
     """
-    from airflow.sdk import BaseHook
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return psycopg.connect(**_connect_kwargs(BaseHook.get_connection(conn_id)))
+    conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+    conn.autocommit = True
+    conn.row_factory = dict_row
+    return conn
 
 
 async def aconnect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.AsyncConnection[dict[str, Any]]:
-    """`connect` for async code (the triggerer)."""
+    """`connect` for async code (the triggerer): the same libpq parameters as `PostgresHook.get_conn`."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.sdk import BaseHook
 
-    return await psycopg.AsyncConnection.connect(**_connect_kwargs(await BaseHook.aget_connection(conn_id)))
+    conn = await BaseHook.aget_connection(conn_id)
+    extra = conn.extra_dejson
+    if extra.get("iam"):
+        raise ValueError(f"connection {conn_id!r}: IAM auth is not available to the triggerer's queries")
+    params = {
+        "host": conn.host,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+        "port": conn.port,
+        **{k: v for k, v in extra.items() if k not in PostgresHook.ignored_extra_options},
+    }
+    return await psycopg.AsyncConnection.connect(**params, row_factory=dict_row, autocommit=True)
 
 
 def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None) -> None:

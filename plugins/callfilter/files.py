@@ -1,6 +1,9 @@
 """The one storage seam for files people and steps read: JSON requests and results, xlsx reports.
 
-Files live under `CALLFILTER_FILES_ROOT`, a local path or any fsspec URL (s3://bucket/prefix, ...).
+Files live under `CALLFILTER_FILES_ROOT`, read as an Airflow `ObjectStoragePath`: a local directory every
+worker shares, or an object store URL (`s3://bucket/prefix`, credentials from the Airflow connection named
+in the URL, `s3://aws_default@bucket/prefix`, or by `CALLFILTER_FILES_CONN_ID`). A scheme no installed
+provider serves falls back to fsspec's own filesystem for it (`memory://`, ...).
 """
 
 from __future__ import annotations
@@ -11,48 +14,62 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import fsspec
-
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
-DEFAULT_FILES_ROOT = str(Path.home() / "callfilter-files")
+FILES_CONN_ID_ENV = "CALLFILTER_FILES_CONN_ID"
+
+
+class FilesRootNotSetError(RuntimeError):
+    """No `CALLFILTER_FILES_ROOT`: there is no place every worker can read a batch's files from."""
+
+
+def files_root(url: str | None = None, conn_id: str | None = None) -> Any:
+    """The root `ObjectStoragePath` of the files store."""
+    import fsspec
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach, has_fs
+
+    url = url or os.environ.get(FILES_ROOT_ENV)
+    if not url:
+        raise FilesRootNotSetError(
+            f"{FILES_ROOT_ENV} is not set: set it to a directory every Airflow worker shares, or to an "
+            "object store URL such as s3://aws_default@bucket/callfilter"
+        )
+    root = ObjectStoragePath(url.rstrip("/"), conn_id=conn_id or os.environ.get(FILES_CONN_ID_ENV) or None)
+    protocol = root.protocol or "file"
+    if not has_fs(protocol):
+        attach(protocol, root.conn_id, fs=fsspec.filesystem(protocol))
+    return root
 
 
 class Storage:
     """Reads and writes files by path relative to one root."""
 
-    def __init__(self, root: str | None = None) -> None:
-        self.root = (root or os.environ.get(FILES_ROOT_ENV) or DEFAULT_FILES_ROOT).rstrip("/")
-        self.fs, self.base = fsspec.core.url_to_fs(self.root)
-
-    def _full(self, path: str) -> str:
-        return f"{self.base}/{path}"
+    def __init__(self, root: str | None = None, conn_id: str | None = None) -> None:
+        self.root = files_root(root, conn_id)
 
     def url(self, path: str) -> str:
         """Where a file is, as a person would open it."""
-        return f"{self.root}/{path}"
+        return str(self.root / path)
 
     def exists(self, path: str) -> bool:
-        return self.fs.exists(self._full(path))
+        return (self.root / path).exists()
 
     def write_bytes(self, path: str, data: bytes) -> str:
         """Write a whole file (through a temporary name where the store allows, so readers never see half)."""
-        full = self._full(path)
-        parent = full.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        if "file" in protocols:
-            tmp = f"{full}.part"
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, full)
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.root.protocol in ("", "file", "local"):
+            part = target.with_name(target.name + ".part")
+            part.write_bytes(data)
+            part.replace(target)
         else:
-            self.fs.pipe_file(full, data)
+            target.write_bytes(data)  # object stores make an upload visible only once complete
         return self.url(path)
 
     def read_bytes(self, path: str) -> bytes:
-        return self.fs.cat_file(self._full(path))
+        return (self.root / path).read_bytes()
 
     def write_json(self, path: str, payload: Any) -> str:
         return self.write_bytes(path, json.dumps(payload, ensure_ascii=False, indent=1).encode())

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
-from callfilter.vendor import VendorError, atask_status
+from callfilter.vendor import CallCenterAsyncHook, VendorError
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
@@ -54,9 +54,10 @@ class VendorTaskTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "vendor_task_id": self.vendor_task_id, **extra})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = CallCenterAsyncHook(self.callcenter_conn_id)
         while True:
             try:
-                status = await atask_status(self.callcenter_conn_id, self.vendor_task_id)
+                status = await hook.task_status(self.vendor_task_id)
             except VendorError as exc:
                 if not exc.retryable:
                     yield self._event(ERROR, message=str(exc))
@@ -125,6 +126,7 @@ class VendorSlotTrigger(BaseTrigger):
         )
 
     async def _ended(self, held: list[dict[str, Any]]) -> list[list[Any]]:
+        hook = CallCenterAsyncHook(self.callcenter_conn_id)
         ended = []
         for row in held:
             if not row["task_id"]:
@@ -138,7 +140,7 @@ class VendorSlotTrigger(BaseTrigger):
                 ended.append([row["id"], row["task_id"]])
                 continue
             try:
-                status = await atask_status(self.callcenter_conn_id, row["task_id"])
+                status = await hook.task_status(row["task_id"])
             except VendorError as exc:
                 self.log.warning("vendor task %s: status not read (%s)", row["task_id"], exc)
                 continue

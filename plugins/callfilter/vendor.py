@@ -1,28 +1,32 @@
 """Client of the call center's batch outbound API v1: a hook on connection `callcenter_default`.
 
 Errors are typed: `VendorRetryableError` (5xx, timeouts, resets, 429s) is retried inside one call with
-bounded exponential backoff; `VendorFinalError` (400, 401, 404, 409) is raised at once. The app secret is
+bounded exponential backoff (tenacity); `VendorFinalError` (400, 401, 404, 409) is raised at once. The app secret is
 used only to sign and never appears in a log line or an exception.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import random
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
+import aiohttp
 import requests
-from airflow.providers.http.hooks.http import HttpHook
+import tenacity
+from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 
 from callfilter import contract
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "callcenter_default"
+DEFAULT_TIMEOUT = 30.0  # seconds, unless the hook or the connection's `timeout` extra says otherwise
 
 
 class VendorError(Exception):
@@ -166,37 +170,58 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter; 429s wait at least their Retry-After."""
+class VendorSignatureAuth(requests.auth.AuthBase):
+    """Signs each prepared request as the contract asks: app id, timestamp, a fresh nonce, HMAC-SHA256.
 
-    def __init__(self, max_attempts: int = 5, backoff_base: float = 0.5, backoff_max: float = 30.0) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+    `HttpHook` builds it from the connection's login (app id) and password (secret); every retry is a new
+    prepared request, so it is signed again with a new nonce.
+    """
 
-    def delay(self, attempt: int, error: VendorError) -> float:
-        backoff = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        backoff *= 0.5 + random.random() / 2
-        if error.retry_after is not None:
-            backoff = max(backoff, min(error.retry_after, self.backoff_max))
-        return backoff
+    def __init__(
+        self, app_id: str = "", app_secret: str = "", clock: Callable[[], float] = time.time
+    ) -> None:
+        self.app_id = app_id or ""
+        self.app_secret = app_secret or ""
+        self.clock = clock
 
-    def should_retry(self, attempt: int, error: VendorError) -> bool:
-        if not error.retryable or attempt >= self.max_attempts:
-            return False
-        # The cap on unfinished tasks lasts minutes: the caller waits for room (deferred), not this call.
-        if isinstance(error, TooManyTasksError):
-            return False
-        # A replayed nonce is worth exactly one retry with a new nonce.
-        return not (isinstance(error, NonceReusedError) and attempt > 1)
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        request.headers.update(
+            contract.signed_headers(
+                self.app_id,
+                self.app_secret,
+                request.method or "GET",
+                request.path_url,
+                body,
+                int(self.clock()),
+            )
+        )
+        return request
+
+    def __repr__(self) -> str:
+        return f"VendorSignatureAuth(app_id={self.app_id!r})"
+
+
+def _is_worth_retrying(state: tenacity.RetryCallState) -> bool:
+    error = state.outcome.exception() if state.outcome else None
+    if not isinstance(error, VendorError) or not error.retryable:
+        return False
+    # The cap on unfinished tasks lasts minutes: the caller waits for room (deferred), not this call.
+    if isinstance(error, TooManyTasksError):
+        return False
+    # A replayed nonce is worth exactly one retry with a new nonce.
+    return not (isinstance(error, NonceReusedError) and state.attempt_number > 1)
 
 
 class CallCenterHook(HttpHook):
     """Talks to the call center's batch outbound API with the app id and secret of one connection.
 
-    The connection's host, port and schema give the base URL; login is the app id, password the secret.
+    The connection's host, port and schema give the base URL; login is the app id, password the secret;
+    its extras (verify, cert, proxies, timeout) apply as for any HTTP connection. Retryable errors are
+    retried up to `max_attempts` times with exponential backoff and jitter; a 429 waits at least its
+    Retry-After.
     """
 
     conn_name_attr = "callcenter_conn_id"
@@ -208,35 +233,50 @@ class CallCenterHook(HttpHook):
         self,
         callcenter_conn_id: str = DEFAULT_CONN_ID,
         *,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=callcenter_conn_id)
+        super().__init__(
+            method="GET",
+            http_conn_id=callcenter_conn_id,
+            auth_type=functools.partial(VendorSignatureAuth, clock=clock),
+        )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self.callcenter_conn_id = callcenter_conn_id
-        self.retry = retry or RetryPolicy()
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self.timeout = timeout
-        self.clock = clock
         self._session: requests.Session | None = None
-        self._app_id: str = ""
-        self._app_secret: str = ""
-
-    def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
-        # The vendor authenticates by signature; never send the secret as basic auth.
-        self._app_id = connection.login or ""
-        self._app_secret = connection.password or ""
-        session.auth = None
-        return session
 
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = self.get_conn()
-            if not self._app_id or not self._app_secret:
+            session = self.get_conn()
+            auth = session.auth
+            if not isinstance(auth, VendorSignatureAuth) or not auth.app_id or not auth.app_secret:
                 raise AuthenticationError(
                     f"connection {self.callcenter_conn_id!r} needs the app id as login and the secret as password"
                 )
+            self._session = session
         return self._session
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        wait = tenacity.wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_max)(state)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.backoff_max))
+        return wait
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s; retry %d in %.1f s", error, state.attempt_number, wait)
 
     def request(
         self,
@@ -248,37 +288,40 @@ class CallCenterHook(HttpHook):
     ) -> dict[str, Any]:
         """One API call with bounded retries; returns the envelope's `data`."""
         session = self.session
-        path_and_query = path + (f"?{urlencode(query)}" if query else "")
-        body = contract.encode_body(payload) if payload is not None else b""
-        attempt = 0
-        while True:
-            attempt += 1
-            headers = contract.signed_headers(
-                self._app_id, self._app_secret, method, path_and_query, body, int(self.clock())
+        body = contract.encode_body(payload) if payload is not None else None
+        headers = {"Content-Type": "application/json"} if body else None
+        options: dict[str, Any] = {"check_response": False}
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        elif "timeout" not in self.merged_extra:
+            options["timeout"] = DEFAULT_TIMEOUT
+
+        def attempt() -> dict[str, Any]:
+            prepared = session.prepare_request(
+                requests.Request(
+                    method, self.url_from_endpoint(path), params=query, data=body, headers=headers
+                )
             )
-            if body:
-                headers["Content-Type"] = "application/json"
             try:
-                response = session.request(
-                    method,
-                    self.base_url.rstrip("/") + path_and_query,
-                    data=body or None,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-                return parse_response(response.status_code, response.content, response.headers)
+                response = self.run_and_check(session, prepared, {**self.merged_extra, **options})
             except requests.RequestException as exc:
-                error: VendorError = VendorUnavailableError(
+                raise VendorUnavailableError(
                     f"{method} {path}: no answer from the call center ({type(exc).__name__})"
-                )
-            except VendorError as exc:
-                error = exc
-            error.attempts = attempt
-            if not self.retry.should_retry(attempt, error):
-                raise error
-            wait = self.retry.delay(attempt, error)
-            log.warning("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, wait)
-            time.sleep(wait)
+                ) from None
+            return parse_response(response.status_code, response.content, response.headers)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=_is_worth_retrying,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except VendorError as error:
+            error.attempts = retrying.statistics.get("attempt_number", 1)
+            raise
 
     def create_task(
         self,
@@ -345,29 +388,80 @@ class CallCenterHook(HttpHook):
         return self.request("POST", f"{contract.API_PREFIX}/{task_id}/cancel")
 
 
-async def atask_status(conn_id: str, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    """Task status from async code (the triggerer); one attempt, typed errors as in the hook."""
-    import aiohttp
+class CallCenterAsyncHook(HttpAsyncHook):
+    """The status call for async code (the triggerer), on the same connection as `CallCenterHook`.
 
-    conn = await CallCenterHook.aget_connection(conn_id)
-    if "://" in (conn.host or ""):
-        base_url = conn.host
-    else:
-        base_url = f"{conn.schema or 'http'}://{conn.host or ''}"
-    if conn.port:
-        base_url += f":{conn.port}"
-    path = f"{contract.API_PREFIX}/{task_id}"
-    headers = contract.signed_headers(
-        conn.login or "", conn.password or "", "GET", path, b"", int(time.time())
-    )
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(base_url.rstrip("/") + path, headers=headers) as response,
-        ):
-            body = await response.read()
-            return parse_response(response.status, body, response.headers)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise VendorUnavailableError(
-            f"GET {path}: no answer from the call center ({type(exc).__name__})"
-        ) from None
+    One attempt per call (the trigger polls again); the connection's extras mean what they mean to the
+    workers' requests session: `verify` (False, or a CA bundle path), `cert`, `proxies`, `timeout`.
+    """
+
+    def __init__(self, callcenter_conn_id: str = DEFAULT_CONN_ID, timeout: float | None = None) -> None:
+        super().__init__(
+            method="GET", http_conn_id=callcenter_conn_id, auth_type=self._keep_credentials, retry_limit=1
+        )
+        self.callcenter_conn_id = callcenter_conn_id
+        self.timeout = timeout
+        self._app_id = ""
+        self._app_secret = ""
+        self._normalised = False
+
+    def _keep_credentials(self, login: str, password: str | None) -> None:
+        # The vendor authenticates by signature: keep the app id and secret, send no basic auth.
+        self._app_id, self._app_secret = login or "", password or ""
+
+    async def config(self) -> SessionConfig:
+        """The provider's session config, its extras turned into aiohttp's options as requests reads them."""
+        config = await super().config()
+        if not self._normalised:
+            extra = dict(config.extra_options or {})
+            verify = extra.pop("verify_ssl", True)
+            cert = extra.pop("cert", None)
+            if isinstance(verify, str) or cert:
+                context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+                if verify is False:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                if cert:
+                    context.load_cert_chain(*([cert] if isinstance(cert, str) else cert))
+                extra["ssl"] = context
+            elif verify is False:
+                extra["ssl"] = False
+            timeout = extra.pop("timeout", DEFAULT_TIMEOUT)
+            if self.timeout is not None:
+                timeout = self.timeout
+            if isinstance(timeout, (list, tuple)):
+                extra["timeout"] = aiohttp.ClientTimeout(connect=timeout[0], sock_read=timeout[1])
+            else:
+                extra["timeout"] = aiohttp.ClientTimeout(total=float(timeout))
+            proxy = extra.pop("proxy", None)
+            if isinstance(proxy, dict):
+                proxy = proxy.get(urlsplit(config.base_url).scheme) or proxy.get("all")
+            if proxy:
+                extra["proxy"] = proxy
+            config.extra_options = extra
+            self._normalised = True
+        return config
+
+    async def task_status(self, vendor_task_id: str) -> dict[str, Any]:
+        """A vendor task's status; typed errors as in `CallCenterHook`."""
+        config = await self.config()
+        if not self._app_id or not self._app_secret:
+            raise AuthenticationError(
+                f"connection {self.callcenter_conn_id!r} needs the app id as login and the secret as password"
+            )
+        path = f"{contract.API_PREFIX}/{vendor_task_id}"
+        url = config.base_url.rstrip("/") + path
+        headers = contract.signed_headers(
+            self._app_id, self._app_secret, "GET", urlsplit(url).path, b"", int(time.time())
+        )
+        try:
+            async with self.session() as http:
+                response = await http.run(
+                    endpoint=path, headers=headers, extra_options={"check_response": False}
+                )
+                body = await response.read()
+                return parse_response(response.status, body, response.headers)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise VendorUnavailableError(
+                f"GET {path}: no answer from the call center ({type(exc).__name__})"
+            ) from None

@@ -1,0 +1,52 @@
+"""Business database access: the connection's settings in full, and SQL files split as PostgreSQL reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from callfilter import db as business_db
+
+
+def test_the_connections_extras_reach_the_server_from_workers_and_the_triggerer(db, monkeypatch):
+    conn = json.loads(db.conn_uri())
+    extra = {"options": "-c statement_timeout=4321", "application_name": "callfilter-test", "keepalives": 1}
+    monkeypatch.setenv("AIRFLOW_CONN_CALLFILTER_DB", json.dumps({**conn, "extra": extra}))
+    query = (
+        "select current_setting('statement_timeout') as timeout, current_setting('application_name') as app"
+    )
+
+    with business_db.connect() as conn:
+        row = conn.execute(query).fetchone()
+        assert conn.autocommit
+    assert row == {"timeout": "4321ms", "app": "callfilter-test"}
+
+    async def from_the_triggerer() -> dict:
+        async with await business_db.aconnect() as conn:
+            return await (await conn.execute(query)).fetchone()
+
+    assert asyncio.run(from_the_triggerer()) == {"timeout": "4321ms", "app": "callfilter-test"}
+
+
+def test_sql_files_split_on_statements_not_on_semicolons_inside_them(tmp_path, monkeypatch):
+    (tmp_path / "several.sql").write_text(
+        "-- a comment; with a semicolon\n"
+        "create table t (a text default ';');\n"
+        "do $$\nbegin\n  if true then\n    raise notice 'one; two';\n  end if;\nend\n$$;\n"
+        "insert into t values (%(a)s); select 1 -- trailing\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(business_db, "SQL_DIR", tmp_path)
+    business_db.sql.cache_clear()
+    business_db.statements.cache_clear()
+    try:
+        parts = business_db.statements("several")
+    finally:
+        business_db.sql.cache_clear()
+        business_db.statements.cache_clear()
+    assert len(parts) == 4
+    assert parts[0] == "create table t (a text default ';');"
+    assert (
+        parts[1].startswith("do $$") and "raise notice 'one; two';" in parts[1] and parts[1].endswith("$$;")
+    )
+    assert parts[2:] == ["insert into t values (%(a)s);", "select 1"]

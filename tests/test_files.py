@@ -1,0 +1,46 @@
+"""The files seam: any fsspec URL through ObjectStoragePath, whole files only, no silent default root."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from openpyxl import load_workbook
+
+from callfilter import files
+
+
+def test_a_memory_url_holds_json_and_xlsx_like_a_directory_does(monkeypatch):
+    root = f"memory://callfilter-{uuid.uuid4().hex}"
+    monkeypatch.setenv(files.FILES_ROOT_ENV, root)
+    storage = files.Storage()
+    path = files.request_path(7, 3)
+    assert not storage.exists(path)
+    assert storage.write_json(path, {"request_id": "cf-7-3", "numbers": ["电话"]}) == f"{root}/{path}"
+    assert storage.exists(path) and storage.read_json(path) == {"request_id": "cf-7-3", "numbers": ["电话"]}
+
+    xlsx = files.results_xlsx_path(7, 3, attempt=2)
+    storage.write_xlsx(xlsx, [("results", ["nid", "status"], [("000001", "ANSWERED")])])
+    sheet = load_workbook(io.BytesIO(storage.read_bytes(xlsx))).active
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [
+        ["nid", "status"],
+        ["000001", "ANSWERED"],
+    ]
+    # Another Storage on the same URL (another task in this process) sees the same files.
+    assert files.Storage(root).read_json(path)["request_id"] == "cf-7-3"
+
+
+def test_a_local_directory_gets_whole_files_and_no_leftovers(tmp_path):
+    storage = files.Storage(str(tmp_path / "files"))
+    path = files.raw_results_path(1, 12)
+    storage.write_bytes(path, b"first")
+    storage.write_bytes(path, b"second, longer")
+    assert (tmp_path / "files" / path).read_bytes() == b"second, longer"
+    assert sorted(p.name for p in (tmp_path / "files" / path).parent.iterdir()) == ["batch-0012.json"]
+
+
+def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):
+    monkeypatch.delenv(files.FILES_ROOT_ENV, raising=False)
+    with pytest.raises(files.FilesRootNotSetError, match="CALLFILTER_FILES_ROOT is not set"):
+        files.Storage()
