@@ -18,7 +18,7 @@ from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
 from callfilter.results import store_results
 from callfilter.sending import batch_log, load_batch, send_batch
-from callfilter.vendor import CallCenterHook, IncompleteResultsError
+from callfilter.vendor import IncompleteResultsError, VendorHook
 
 
 def plan(db, storage, batchid: str, telnos: list[str], **params) -> list[dict]:
@@ -105,7 +105,7 @@ def test_a_finished_vendor_task_is_stored_only_when_its_results_account_for_ever
 ):
     start_simulator("--call-seconds", "0", "--rate-limit", "0", "--short-page-rate", "1")
     (batch,) = plan(db, storage, "F2", [f"1350000{i:04d}" for i in range(12)])
-    hook = CallCenterHook()
+    hook = VendorHook()
     with dbm.connect() as conn:
         sent = send_batch(
             conn, hook, storage, load_batch(conn, batch["batch_id"]), batch_log(conn, batch["batch_id"])

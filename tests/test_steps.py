@@ -13,7 +13,7 @@ from callfilter.registration import RegistrationError, register_task
 from callfilter.results import store_results
 from callfilter.sending import batch_log, load_batch, send_batch, submission_summary
 from callfilter.simulator import outcome_for
-from callfilter.vendor import CallCenterHook
+from callfilter.vendor import VendorHook
 from callfilter.verdicts import apply_verdicts
 
 
@@ -108,7 +108,7 @@ def test_send_and_store_twice_dial_once_and_store_once(db, storage, start_simula
     sim = start_simulator("--call-seconds", "0", "--rate-limit", "0", "--blacklist", "13500000003")
     devenv.load_case_tel(db.conn, "S5", [f"1350000{i:04d}" for i in range(10)] + ["13500000001"])
     task = registered(db, "S5", batch_size=1000)
-    hook = CallCenterHook()
+    hook = VendorHook()
     with dbm.connect() as conn:
         (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
         first = send(conn, hook, storage, batch.batch_id)
@@ -145,8 +145,8 @@ def test_verdicts_follow_the_editable_rule_table_and_never_downgrade(db, storage
     task = registered(db, "S6")
     with dbm.connect() as conn:
         (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
-        log_row = send(conn, CallCenterHook(), storage, batch.batch_id)
-        store_results(conn, CallCenterHook(), storage, log_row["id"], "FINISHED")
+        log_row = send(conn, VendorHook(), storage, batch.batch_id)
+        store_results(conn, VendorHook(), storage, log_row["id"], "FINISHED")
         db.conn.execute("update case_tel set valid_status = 1, valid_reason = 'MANUAL' where telid = 3")
         apply_verdicts(conn, task["id"])
     rows = {r["telid"]: (r["valid_status"], r["valid_reason"]) for r in db.rows("select * from case_tel")}

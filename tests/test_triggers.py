@@ -11,7 +11,7 @@ from airflow.sdk.module_loading import import_string
 
 from callfilter import codes
 from callfilter.triggers import ERROR, VendorSlotTrigger, VendorTaskTrigger
-from callfilter.vendor import CallCenterHook
+from callfilter.vendor import VendorHook
 
 NUMBERS = [{"nid": f"{i:06d}", "phone": str(13600000000 + i)} for i in range(4)]
 
@@ -45,7 +45,7 @@ def vendor(start_simulator):
     start_simulator(
         "--call-seconds", "0", "--rate-limit", "0", "--stuck-tasks=-stuck$", "--fail-tasks=-fail$",
     )  # fmt: skip
-    hook = CallCenterHook()
+    hook = VendorHook()
     return lambda request_id: hook.create_task(request_id, request_id, NUMBERS)["task_id"]
 
 
@@ -66,7 +66,7 @@ def test_a_vendor_task_that_ends_yields_its_end_status(vendor):
     failed = vendor("cf-t-fail")
     assert first_event(waiting_for(failed)) == {"status": "FAILED", "vendor_task_id": failed}
     cancelled = vendor("cf-t-cancel-stuck")
-    CallCenterHook().cancel_task(cancelled)
+    VendorHook().cancel_task(cancelled)
     assert first_event(waiting_for(cancelled)) == {"status": "CANCELLED", "vendor_task_id": cancelled}
 
 

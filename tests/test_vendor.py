@@ -12,14 +12,14 @@ import requests
 from callfilter import contract
 from callfilter.vendor import (
     AuthenticationError,
-    CallCenterAsyncHook,
-    CallCenterHook,
     ClockSkewError,
     NonceReusedError,
     RequestConflictError,
     ResultsExpiredError,
     TaskNotFoundError,
     TooManyTasksError,
+    VendorAsyncHook,
+    VendorHook,
     VendorUnavailableError,
     parse_response,
 )
@@ -38,7 +38,7 @@ def signed_get(sim, path: str, headers: dict[str, str] | None = None) -> request
 
 
 def test_signed_create_status_and_results(simulator):
-    hook = CallCenterHook()
+    hook = VendorHook()
     created = hook.create_task("cf-1-0001", "call filter 1 batch 1/1", numbers(10))
     assert created["accepted"] == 10 and created["duplicate"] is False and created["rejected"] == []
     status = hook.task_status(created["task_id"])
@@ -71,7 +71,7 @@ def test_wrong_secret_is_refused_and_not_retried(simulator, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_CALLCENTER_DEFAULT", simulator.conn_uri().replace(APP_SECRET, "not-the-secret")
     )
-    hook = CallCenterHook(**FAST_RETRY)
+    hook = VendorHook(**FAST_RETRY)
     with pytest.raises(AuthenticationError) as err:
         hook.task_status("T1")
     assert err.value.attempts == 1 and err.value.code == 40101
@@ -89,7 +89,7 @@ def test_replayed_nonce_is_refused(simulator):
 
 
 def test_skewed_clock_is_refused(simulator):
-    hook = CallCenterHook(**FAST_RETRY, clock=lambda: time.time() - 3600)
+    hook = VendorHook(**FAST_RETRY, clock=lambda: time.time() - 3600)
     with pytest.raises(ClockSkewError) as err:
         hook.task_status("T1")
     assert err.value.code == 40102 and err.value.attempts == 1
@@ -97,7 +97,7 @@ def test_skewed_clock_is_refused(simulator):
 
 def test_unknown_task_is_final(simulator):
     with pytest.raises(TaskNotFoundError) as err:
-        CallCenterHook(**FAST_RETRY).task_status("T-none")
+        VendorHook(**FAST_RETRY).task_status("T-none")
     assert err.value.code == 40401 and err.value.request_id and "T-none" in str(err.value)
 
 
@@ -106,7 +106,7 @@ def test_429_5xx_and_dropped_connections_are_retried_then_succeed(start_simulato
         "--call-seconds", "0", "--rate-limit", "0",
         "--error-rate", "0.3", "--throttle-rate", "0.2", "--drop-rate", "0.1", "--seed", "7",
     )  # fmt: skip
-    hook = CallCenterHook(**FAST_RETRY)
+    hook = VendorHook(**FAST_RETRY)
     created = hook.create_task("cf-2-0001", "faults", numbers(50))
     for _ in range(15):
         assert hook.task_status(created["task_id"])["status"] == "FINISHED"
@@ -119,7 +119,7 @@ def test_429_5xx_and_dropped_connections_are_retried_then_succeed(start_simulato
 
 def test_retries_that_run_out_raise_the_typed_error(start_simulator, caplog):
     start_simulator("--error-rate", "1", "--rate-limit", "0")
-    hook = CallCenterHook(max_attempts=3, backoff_base=0.01, backoff_max=0.02)
+    hook = VendorHook(max_attempts=3, backoff_base=0.01, backoff_max=0.02)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(VendorUnavailableError) as err:
         hook.create_task("cf-3-0001", "down", numbers(3))
@@ -135,11 +135,11 @@ def test_rate_limit_answers_429_with_retry_after(start_simulator):
     assert limited and limited[0].json()["code"] == 42901 and int(limited[0].headers["Retry-After"]) >= 1
     # The client waits Retry-After and gets through.
     with pytest.raises(TaskNotFoundError):
-        CallCenterHook(max_attempts=5, backoff_base=0.01, backoff_max=2).task_status("T1")
+        VendorHook(max_attempts=5, backoff_base=0.01, backoff_max=2).task_status("T1")
 
 
 def test_same_request_id_creates_one_task_and_dials_once(simulator):
-    hook = CallCenterHook()
+    hook = VendorHook()
     body = numbers(20)
     first = hook.create_task("cf-4-0001", "once", body)
     again = hook.create_task("cf-4-0001", "once", body)
@@ -154,7 +154,7 @@ def test_same_request_id_creates_one_task_and_dials_once(simulator):
 
 
 def test_results_across_page_boundaries_are_complete_without_duplicates(simulator):
-    hook = CallCenterHook()
+    hook = VendorHook()
     task_id = hook.create_task("cf-5-0001", "pages", numbers(1000))["task_id"]
     for page_size in (99, 500, 1):
         if page_size == 1:
@@ -168,7 +168,7 @@ def test_results_across_page_boundaries_are_complete_without_duplicates(simulato
 
 def test_submission_rejects_format_duplicate_and_blacklist(start_simulator):
     start_simulator("--call-seconds", "0", "--blacklist", "13900000000")
-    hook = CallCenterHook()
+    hook = VendorHook()
     created = hook.create_task(
         "cf-6-0001",
         "rejects",
@@ -189,7 +189,7 @@ def test_submission_rejects_format_duplicate_and_blacklist(start_simulator):
 
 def test_status_moves_queued_dialing_finished_and_results_grow(start_simulator):
     start_simulator("--call-seconds", "1", "--lines", "4", "--rate-limit", "0")
-    hook = CallCenterHook()
+    hook = VendorHook()
     first = hook.create_task("cf-7-0001", "fills the lines", numbers(8, 13700000000))["task_id"]
     second = hook.create_task("cf-7-0002", "waits", numbers(8))["task_id"]
     assert hook.task_status(second)["status"] == "QUEUED"
@@ -209,7 +209,7 @@ def test_status_moves_queued_dialing_finished_and_results_grow(start_simulator):
 
 def test_unfinished_task_cap_answers_42902(start_simulator):
     start_simulator("--call-seconds", "5", "--lines", "1", "--max-unfinished", "2", "--rate-limit", "0")
-    hook = CallCenterHook(max_attempts=1)
+    hook = VendorHook(max_attempts=1)
     hook.create_task("cf-8-0001", "a", numbers(2))
     hook.create_task("cf-8-0002", "b", numbers(2))
     with pytest.raises(TooManyTasksError) as err:
@@ -219,7 +219,7 @@ def test_unfinished_task_cap_answers_42902(start_simulator):
 
 def test_cancel_stops_dialing(start_simulator):
     sim = start_simulator("--call-seconds", "0.2", "--lines", "2", "--rate-limit", "0")
-    hook = CallCenterHook()
+    hook = VendorHook()
     task_id = hook.create_task("cf-9-0001", "cancel me", numbers(40))["task_id"]
     time.sleep(0.3)
     assert hook.cancel_task(task_id)["status"] == "CANCELLED"
@@ -234,7 +234,7 @@ def test_cancel_stops_dialing(start_simulator):
 
 def test_stuck_and_failed_tasks(start_simulator):
     start_simulator("--call-seconds", "0", "--rate-limit", "0", "--stuck-tasks=-0001$", "--fail-tasks=-0002$")
-    hook = CallCenterHook()
+    hook = VendorHook()
     stuck = hook.create_task("cf-10-0001", "stuck", numbers(10))["task_id"]
     failed = hook.create_task("cf-10-0002", "fails", numbers(10))["task_id"]
     time.sleep(0.2)
@@ -245,7 +245,7 @@ def test_stuck_and_failed_tasks(start_simulator):
 
 def test_results_expire(start_simulator):
     start_simulator("--call-seconds", "0", "--result-ttl", "0.2", "--rate-limit", "0")
-    hook = CallCenterHook()
+    hook = VendorHook()
     task_id = hook.create_task("cf-11-0001", "old", numbers(3))["task_id"]
     time.sleep(0.4)
     with pytest.raises(ResultsExpiredError) as err:
@@ -254,18 +254,18 @@ def test_results_expire(start_simulator):
 
 
 def test_async_status_for_the_triggerer(simulator):
-    task_id = CallCenterHook().create_task("cf-12-0001", "async", numbers(5))["task_id"]
-    status = asyncio.run(CallCenterAsyncHook().task_status(task_id))
+    task_id = VendorHook().create_task("cf-12-0001", "async", numbers(5))["task_id"]
+    status = asyncio.run(VendorAsyncHook().task_status(task_id))
     assert status["status"] == "FINISHED" and status["total"] == 5
     with pytest.raises(TaskNotFoundError):
-        asyncio.run(CallCenterAsyncHook().task_status("T-none"))
+        asyncio.run(VendorAsyncHook().task_status("T-none"))
 
 
 def test_slow_answers_time_out_and_count_as_retryable(start_simulator):
     start_simulator("--latency", "0.5", "--rate-limit", "0")
-    hook = CallCenterHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02, timeout=0.1)
+    hook = VendorHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02, timeout=0.1)
     with pytest.raises(VendorUnavailableError) as err:
         hook.task_status("T1")
     assert err.value.retryable and err.value.attempts == 2 and "ReadTimeout" in str(err.value)
     with pytest.raises(TaskNotFoundError):
-        CallCenterHook(timeout=5).task_status("T1")
+        VendorHook(timeout=5).task_status("T1")

@@ -22,9 +22,9 @@ from cryptography.x509.oid import NameOID
 from callfilter import devenv
 from callfilter.simulator import SimulatorConfig, build_app
 from callfilter.vendor import (
-    CallCenterAsyncHook,
-    CallCenterHook,
     TaskNotFoundError,
+    VendorAsyncHook,
+    VendorHook,
     VendorUnavailableError,
 )
 from tests.conftest import APP_ID, APP_SECRET
@@ -102,27 +102,27 @@ def use_connection(monkeypatch: pytest.MonkeyPatch, port: int, scheme: str, extr
 
 
 def async_status(vendor_task_id: str) -> dict:
-    return asyncio.run(CallCenterAsyncHook().task_status(vendor_task_id))
+    return asyncio.run(VendorAsyncHook().task_status(vendor_task_id))
 
 
 def test_the_connections_ca_bundle_is_trusted_on_workers_and_in_the_triggerer(tls_simulator, monkeypatch):
     port, ca_path = tls_simulator
     use_connection(monkeypatch, port, "https", {"verify": ca_path})
-    created = CallCenterHook().create_task("cf-tls-0001", "over TLS", NUMBERS)
+    created = VendorHook().create_task("cf-tls-0001", "over TLS", NUMBERS)
     assert created["accepted"] == 5
-    assert CallCenterHook().task_status(created["task_id"])["status"] == "FINISHED"
+    assert VendorHook().task_status(created["task_id"])["status"] == "FINISHED"
     assert async_status(created["task_id"])["status"] == "FINISHED"
 
     # Without the bundle the private CA is not trusted: both sides refuse the vendor's certificate.
     use_connection(monkeypatch, port, "https", {})
     with pytest.raises(VendorUnavailableError, match="SSLError"):
-        CallCenterHook(max_attempts=1).task_status(created["task_id"])
+        VendorHook(max_attempts=1).task_status(created["task_id"])
     with pytest.raises(VendorUnavailableError, match="Certificate"):
         async_status(created["task_id"])
 
     # verify: false turns checking off on both sides alike.
     use_connection(monkeypatch, port, "https", {"verify": False})
-    assert CallCenterHook().task_status(created["task_id"])["total"] == 5
+    assert VendorHook().task_status(created["task_id"])["total"] == 5
     assert async_status(created["task_id"])["total"] == 5
 
 
@@ -132,7 +132,7 @@ def test_the_connections_timeout_holds_in_the_triggerer(start_simulator, monkeyp
     with pytest.raises(VendorUnavailableError, match="Timeout"):
         async_status("T1")
     with pytest.raises(VendorUnavailableError, match="Timeout"):
-        CallCenterHook(max_attempts=1).task_status("T1")
+        VendorHook(max_attempts=1).task_status("T1")
     use_connection(monkeypatch, sim.port, "http", {"timeout": 5})
     with pytest.raises(TaskNotFoundError):
         async_status("T1")
@@ -144,7 +144,7 @@ def test_the_connections_proxy_is_used_on_both_sides(simulator, monkeypatch):
     use_connection(monkeypatch, simulator.port, "http", {"proxies": {"http": "http://127.0.0.1:9"}})
     # Nothing listens on the proxy's port: a request that went through the proxy cannot get an answer.
     with pytest.raises(VendorUnavailableError, match="ProxyError|ConnectionError"):
-        CallCenterHook(max_attempts=1).task_status("T1")
+        VendorHook(max_attempts=1).task_status("T1")
     with pytest.raises(VendorUnavailableError, match="Proxy|Connect"):
         async_status("T1")
     use_connection(monkeypatch, simulator.port, "http", {})

@@ -33,14 +33,14 @@ class BatchOperator(BaseOperator):
         self,
         *,
         batch: dict[str, Any],
-        callcenter_conn_id: str = "callcenter_default",
+        vendor_conn_id: str = "callcenter_default",
         poll_interval: float | None = None,
         vendor_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch = batch
-        self.callcenter_conn_id = callcenter_conn_id
+        self.vendor_conn_id = vendor_conn_id
         self.poll_interval = poll_interval
         self.vendor_timeout = vendor_timeout
 
@@ -63,9 +63,9 @@ class BatchOperator(BaseOperator):
         return batch_log["send_recvtime"].timestamp() + self._timeout().total_seconds()
 
     def _hook(self) -> Any:
-        from callfilter.vendor import CallCenterHook
+        from callfilter.vendor import VendorHook
 
-        return CallCenterHook(self.callcenter_conn_id)
+        return VendorHook(self.vendor_conn_id)
 
     def _label(self, context: Any) -> None:
         """The mapped task's name in the UI (map_index_template "{{ batch_label }}")."""
@@ -183,7 +183,7 @@ class BatchOperator(BaseOperator):
                         cap=cap,
                         poll_interval=min(self._poll_seconds() / 4, 5.0),
                         vendor_timeout=self._timeout().total_seconds(),
-                        callcenter_conn_id=self.callcenter_conn_id,
+                        vendor_conn_id=self.vendor_conn_id,
                     ),
                     method_name="resume",
                 )
@@ -191,10 +191,10 @@ class BatchOperator(BaseOperator):
                 return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
             except VendorError as exc:
                 if not exc.retryable:
-                    raise AirflowFailException(f"{label}: the call center refused the batch: {exc}") from None
+                    raise AirflowFailException(f"{label}: the vendor refused the batch: {exc}") from None
                 wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
                 self.log.warning(
-                    "%s: the call center has no room now (%s); asking again in %.0f s", label, exc, wait
+                    "%s: the vendor has no room now (%s); asking again in %.0f s", label, exc, wait
                 )
                 self.defer(
                     trigger=DateTimeTrigger(moment=datetime.now(timezone()) + timedelta(seconds=wait)),
@@ -210,7 +210,7 @@ class BatchOperator(BaseOperator):
         self.defer(
             trigger=VendorTaskTrigger(
                 vendor_task_id=batch_log["task_id"],
-                callcenter_conn_id=self.callcenter_conn_id,
+                vendor_conn_id=self.vendor_conn_id,
                 poll_interval=self._poll_seconds(),
                 deadline=self._deadline(batch_log),
                 window_closes=closes.timestamp() if closes else None,

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, contract, db, files
-from callfilter.vendor import CallCenterHook, IncompleteResultsError
+from callfilter.vendor import IncompleteResultsError, VendorHook
 from callfilter.verdicts import apply_batch_verdicts
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def results_summary(records: list[dict[str, Any]], vendor_status: str) -> str:
 
 def store_results(
     conn: psycopg.Connection[Any],
-    hook: CallCenterHook,
+    hook: VendorHook,
     storage: files.Storage,
     log_id: int,
     vendor_status: str,
@@ -51,27 +51,31 @@ def store_results(
     batch_log = db.one(conn, "get_batch_log", {"log_id": log_id})
     if batch_log is None:
         raise LookupError(f"batch log {log_id} does not exist")
-    task_id = batch_log["task_id"]
+    vendor_task_id = batch_log["task_id"]
     with conn.transaction():
         db.run(conn, "mark_query_requested", {"log_id": log_id})
-    status = hook.task_status(task_id)
-    records, pages = hook.all_results(task_id)
+    status = hook.task_status(vendor_task_id)
+    records, pages = hook.all_results(vendor_task_id)
     accepted = batch_log["accepted"] or 0
     finished = vendor_status == contract.FINISHED
     if finished and len(records) < accepted:
         raise IncompleteResultsError(
-            f"vendor task {task_id} FINISHED with {len(records)} results for {accepted} accepted numbers"
+            f"vendor task {vendor_task_id} FINISHED with {len(records)} results for {accepted} accepted numbers"
         )
     batch_id = batch_log["filter_send_batch_id"]
-    order, task, attempt = batch_log["batch_order"], batch_log["filter_task_id"], batch_log["attempt"]
+    order, filter_task_id, attempt = (
+        batch_log["batch_order"],
+        batch_log["filter_task_id"],
+        batch_log["attempt"],
+    )
     window_closed = vendor_status == codes.VENDOR_WINDOW_CLOSED
     summary = results_summary(records, vendor_status)
     if attempt > 1:
-        summary = f"attempt {attempt} ({task_id}): {summary}"
+        summary = f"attempt {attempt} ({vendor_task_id}): {summary}"
     message = None if finished or window_closed else _failure_message(batch_log, vendor_status, len(records))
     # The raw answers first: whatever happens next, what the vendor said is kept.
     storage.write_json(
-        files.raw_results_path(task, order, attempt), {"status": status, "result_pages": pages}
+        files.raw_results_path(filter_task_id, order, attempt), {"status": status, "result_pages": pages}
     )
     with conn.transaction():
         db.run(conn, "delete_batch_results", {"batch_id": batch_id, "nids": [str(r["nid"]) for r in records]})
@@ -95,16 +99,16 @@ def store_results(
                 else codes.BATCH_FAILED,
             },
         )
-        updated = apply_batch_verdicts(conn, task, batch_id)
+        updated = apply_batch_verdicts(conn, filter_task_id, batch_id)
     storage.write_xlsx(
-        files.results_xlsx_path(task, order, attempt),
+        files.results_xlsx_path(filter_task_id, order, attempt),
         [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))],
     )
     log.info(
         "batch %s of filter task %s, vendor task %s: %s; verdicts set on %d rows",
         order,
-        task,
-        task_id,
+        filter_task_id,
+        vendor_task_id,
         summary,
         updated,
     )

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db, files, planning
-from callfilter.vendor import CallCenterHook, VendorError
+from callfilter.vendor import VendorError, VendorHook
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def request_body(
 
 def send_batch(
     conn: psycopg.Connection[Any],
-    hook: CallCenterHook,
+    hook: VendorHook,
     storage: files.Storage,
     batch: dict[str, Any],
     batch_log: dict[str, Any],

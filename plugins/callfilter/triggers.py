@@ -13,7 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
-from callfilter.vendor import CallCenterAsyncHook, VendorError
+from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook, VendorError
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
@@ -26,14 +26,14 @@ class VendorTaskTrigger(BaseTrigger):
     def __init__(
         self,
         vendor_task_id: str,
-        callcenter_conn_id: str,
+        vendor_conn_id: str,
         poll_interval: float,
         deadline: float,
         window_closes: float | None = None,
     ) -> None:
         super().__init__()
         self.vendor_task_id = vendor_task_id
-        self.callcenter_conn_id = callcenter_conn_id
+        self.vendor_conn_id = vendor_conn_id
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.window_closes = window_closes
@@ -43,7 +43,7 @@ class VendorTaskTrigger(BaseTrigger):
             "callfilter.triggers.VendorTaskTrigger",
             {
                 "vendor_task_id": self.vendor_task_id,
-                "callcenter_conn_id": self.callcenter_conn_id,
+                "vendor_conn_id": self.vendor_conn_id,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "window_closes": self.window_closes,
@@ -54,7 +54,7 @@ class VendorTaskTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "vendor_task_id": self.vendor_task_id, **extra})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = CallCenterAsyncHook(self.callcenter_conn_id)
+        hook = VendorAsyncHook(self.vendor_conn_id)
         while True:
             try:
                 status = await hook.task_status(self.vendor_task_id)
@@ -101,7 +101,7 @@ class VendorSlotTrigger(BaseTrigger):
         cap: int,
         poll_interval: float,
         vendor_timeout: float,
-        callcenter_conn_id: str = "callcenter_default",
+        vendor_conn_id: str = DEFAULT_CONN_ID,
         db_conn_id: str = "callfilter_db",
     ) -> None:
         super().__init__()
@@ -109,7 +109,7 @@ class VendorSlotTrigger(BaseTrigger):
         self.cap = cap
         self.poll_interval = poll_interval
         self.vendor_timeout = vendor_timeout
-        self.callcenter_conn_id = callcenter_conn_id
+        self.vendor_conn_id = vendor_conn_id
         self.db_conn_id = db_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -120,13 +120,13 @@ class VendorSlotTrigger(BaseTrigger):
                 "cap": self.cap,
                 "poll_interval": self.poll_interval,
                 "vendor_timeout": self.vendor_timeout,
-                "callcenter_conn_id": self.callcenter_conn_id,
+                "vendor_conn_id": self.vendor_conn_id,
                 "db_conn_id": self.db_conn_id,
             },
         )
 
     async def _ended(self, held: list[dict[str, Any]]) -> list[list[Any]]:
-        hook = CallCenterAsyncHook(self.callcenter_conn_id)
+        hook = VendorAsyncHook(self.vendor_conn_id)
         ended = []
         for row in held:
             if not row["task_id"]:

@@ -1,4 +1,4 @@
-"""Client of the call center's batch outbound API v1: a hook on connection `callcenter_default`.
+"""Client of the vendor (a call center's batch outbound API v1): hooks on connection `callcenter_default`.
 
 Errors are typed: `VendorRetryableError` (5xx, timeouts, resets, 429s) is retried inside one call with
 bounded exponential backoff (tenacity); `VendorFinalError` (400, 401, 404, 409) is raised at once. The app secret is
@@ -30,7 +30,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds, unless the hook or the connection's `timeout`
 
 
 class VendorError(Exception):
-    """An error answered (or not answered) by the call center."""
+    """An error answered (or not answered) by the vendor."""
 
     retryable = False
 
@@ -142,7 +142,7 @@ def parse_response(http_status: int, body: bytes, headers: Any) -> dict[str, Any
     if not isinstance(envelope, dict) or "code" not in envelope:
         error_type = VendorUnavailableError if http_status >= 500 or http_status == 429 else VendorFinalError
         raise error_type(
-            f"unexpected answer from the call center: {body[:200]!r}",
+            f"unexpected answer from the vendor: {body[:200]!r}",
             http_status=http_status,
             retry_after=retry_after,
         )
@@ -215,8 +215,8 @@ def _is_worth_retrying(state: tenacity.RetryCallState) -> bool:
     return not (isinstance(error, NonceReusedError) and state.attempt_number > 1)
 
 
-class CallCenterHook(HttpHook):
-    """Talks to the call center's batch outbound API with the app id and secret of one connection.
+class VendorHook(HttpHook):
+    """Talks to the vendor's batch outbound API with the app id and secret of one connection.
 
     The connection's host, port and schema give the base URL; login is the app id, password the secret;
     its extras (verify, cert, proxies, timeout) apply as for any HTTP connection. Retryable errors are
@@ -224,14 +224,14 @@ class CallCenterHook(HttpHook):
     Retry-After.
     """
 
-    conn_name_attr = "callcenter_conn_id"
+    conn_name_attr = "vendor_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = "http"
-    hook_name = "Call center (batch outbound v1)"
+    hook_name = "callfilter vendor (call center batch outbound v1)"
 
     def __init__(
         self,
-        callcenter_conn_id: str = DEFAULT_CONN_ID,
+        vendor_conn_id: str = DEFAULT_CONN_ID,
         *,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
@@ -241,12 +241,12 @@ class CallCenterHook(HttpHook):
     ) -> None:
         super().__init__(
             method="GET",
-            http_conn_id=callcenter_conn_id,
+            http_conn_id=vendor_conn_id,
             auth_type=functools.partial(VendorSignatureAuth, clock=clock),
         )
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.callcenter_conn_id = callcenter_conn_id
+        self.vendor_conn_id = vendor_conn_id
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -260,7 +260,7 @@ class CallCenterHook(HttpHook):
             auth = session.auth
             if not isinstance(auth, VendorSignatureAuth) or not auth.app_id or not auth.app_secret:
                 raise AuthenticationError(
-                    f"connection {self.callcenter_conn_id!r} needs the app id as login and the secret as password"
+                    f"connection {self.vendor_conn_id!r} needs the app id as login and the secret as password"
                 )
             self._session = session
         return self._session
@@ -306,7 +306,7 @@ class CallCenterHook(HttpHook):
                 response = self.run_and_check(session, prepared, {**self.merged_extra, **options})
             except requests.RequestException as exc:
                 raise VendorUnavailableError(
-                    f"{method} {path}: no answer from the call center ({type(exc).__name__})"
+                    f"{method} {path}: no answer from the vendor ({type(exc).__name__})"
                 ) from None
             return parse_response(response.status_code, response.content, response.headers)
 
@@ -388,18 +388,18 @@ class CallCenterHook(HttpHook):
         return self.request("POST", f"{contract.API_PREFIX}/{task_id}/cancel")
 
 
-class CallCenterAsyncHook(HttpAsyncHook):
-    """The status call for async code (the triggerer), on the same connection as `CallCenterHook`.
+class VendorAsyncHook(HttpAsyncHook):
+    """The status call for async code (the triggerer), on the same connection as `VendorHook`.
 
     One attempt per call (the trigger polls again); the connection's extras mean what they mean to the
     workers' requests session: `verify` (False, or a CA bundle path), `cert`, `proxies`, `timeout`.
     """
 
-    def __init__(self, callcenter_conn_id: str = DEFAULT_CONN_ID, timeout: float | None = None) -> None:
+    def __init__(self, vendor_conn_id: str = DEFAULT_CONN_ID, timeout: float | None = None) -> None:
         super().__init__(
-            method="GET", http_conn_id=callcenter_conn_id, auth_type=self._keep_credentials, retry_limit=1
+            method="GET", http_conn_id=vendor_conn_id, auth_type=self._keep_credentials, retry_limit=1
         )
-        self.callcenter_conn_id = callcenter_conn_id
+        self.vendor_conn_id = vendor_conn_id
         self.timeout = timeout
         self._app_id = ""
         self._app_secret = ""
@@ -443,11 +443,11 @@ class CallCenterAsyncHook(HttpAsyncHook):
         return config
 
     async def task_status(self, vendor_task_id: str) -> dict[str, Any]:
-        """A vendor task's status; typed errors as in `CallCenterHook`."""
+        """A vendor task's status; typed errors as in `VendorHook`."""
         config = await self.config()
         if not self._app_id or not self._app_secret:
             raise AuthenticationError(
-                f"connection {self.callcenter_conn_id!r} needs the app id as login and the secret as password"
+                f"connection {self.vendor_conn_id!r} needs the app id as login and the secret as password"
             )
         path = f"{contract.API_PREFIX}/{vendor_task_id}"
         url = config.base_url.rstrip("/") + path
@@ -463,5 +463,5 @@ class CallCenterAsyncHook(HttpAsyncHook):
                 return parse_response(response.status, body, response.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise VendorUnavailableError(
-                f"GET {path}: no answer from the call center ({type(exc).__name__})"
+                f"GET {path}: no answer from the vendor ({type(exc).__name__})"
             ) from None
