@@ -13,7 +13,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
-from callfilter.vendor import VendorError, atask_status
+from callfilter.errors import VendorError
+from callfilter.vendor import atask_status
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
