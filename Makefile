@@ -31,7 +31,7 @@ format: venv
 	$(BIN)/ruff format .
 
 simulator: venv  ## a call-center simulator on :8099 (see --help for options)
-	PYTHONPATH=plugins $(BIN)/python -m callfilter.simulator --port 8099
+	$(BIN)/python -m callfilter_dev.simulator --port 8099
 
 clean:
 	rm -rf .demo .test-run .bench-run

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from callfilter import devenv  # noqa: E402
-from callfilter.simulator import CallCenter, CreateTaskRequest, SimulatorConfig  # noqa: E402
+from callfilter_dev import devenv  # noqa: E402
+from callfilter_dev.simulator import CallCenter, CreateTaskRequest, SimulatorConfig  # noqa: E402
 
 APP_ID, APP_SECRET = "bench-app", "bench-secret"
 

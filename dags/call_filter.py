@@ -20,9 +20,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
+from callfilter.callbacks import mark_failed
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.params import vendor_cap
-from callfilter.steps import mark_failed
 
 CASE_TEL = Asset("case_tel")
 

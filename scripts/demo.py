@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from psycopg.rows import dict_row  # noqa: E402
 
-from callfilter import devenv  # noqa: E402
 from callfilter.verdicts import verdict_counts  # noqa: E402
+from callfilter_dev import devenv  # noqa: E402
 
 APP_ID, APP_SECRET = "demo-app", "demo-secret"
 

@@ -23,14 +23,14 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 
 sys.path.insert(0, str(ROOT / "plugins"))
-from callfilter import devenv  # noqa: E402
+from callfilter_dev import devenv  # noqa: E402
 
 APP_ID = "test-app"
 APP_SECRET = "test-secret-d0n7-l0g-m3"
 
 
 class Simulator:
-    """A running `python -m callfilter.simulator` process."""
+    """A running `python -m callfilter_dev.simulator` process."""
 
     def __init__(self, *options: str) -> None:
         self.port = devenv.free_port()

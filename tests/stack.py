@@ -38,11 +38,9 @@ from urllib.parse import quote
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "plugins") not in sys.path:  # bench scripts put only the repo root on sys.path
-    sys.path.insert(0, str(ROOT / "plugins"))
+from callfilter_dev import devenv
 
-from callfilter import devenv  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 AIRFLOW_EXE = str(Path(sys.executable).parent / "airflow")
 DEFAULT_DATA_DIR = ROOT / ".test-run" / "pgdata"  # the test suite's embedded server (tests/conftest.py)

@@ -12,13 +12,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from callfilter import db as dbm
-from callfilter import devenv, planning, slots
+from callfilter import planning, slots
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
 from callfilter.results import store_results
 from callfilter.sending import batch_log, load_batch, send_batch
 from callfilter.vendor import IncompleteResultsError, VendorHook
+from callfilter_dev import devenv
 
 
 def plan(db, storage, batchid: str, telnos: list[str], **params) -> list[dict]:

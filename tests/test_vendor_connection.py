@@ -19,14 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from callfilter import devenv
-from callfilter.simulator import SimulatorConfig, build_app
 from callfilter.vendor import (
     TaskNotFoundError,
     VendorAsyncHook,
     VendorHook,
     VendorUnavailableError,
 )
+from callfilter_dev import devenv
+from callfilter_dev.simulator import SimulatorConfig, build_app
 from tests.conftest import APP_ID, APP_SECRET
 
 NUMBERS = [{"nid": f"{i:06d}", "phone": str(13800000000 + i)} for i in range(5)]

@@ -1,4 +1,4 @@
-"""The vendor's API contract v1 (a call center's batch outbound API) (shared/callcenter-api.md): signing, codes, statuses.
+"""The vendor's API contract v1 (shared/callcenter-api.md): signing, codes, statuses.
 
 Both sides use this module: the client signs with it, the simulator verifies with it.
 """

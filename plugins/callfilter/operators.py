@@ -155,10 +155,10 @@ class BatchOperator(BaseOperator):
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         from callfilter import db, files, slots
+        from callfilter.errors import VendorError
         from callfilter.params import send_wait, timezone, vendor_cap
         from callfilter.sending import expected_dial_seconds, send_batch
         from callfilter.triggers import VendorSlotTrigger
-        from callfilter.vendor import VendorError
 
         label = self.batch["label"]
         with db.connect() as conn:
@@ -221,10 +221,10 @@ class BatchOperator(BaseOperator):
     def _vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
         """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one."""
         from callfilter import codes, contract, db, files
-        from callfilter.results import BatchFailed, store_results
+        from callfilter.errors import BatchFailed, VendorError
+        from callfilter.results import store_results
         from callfilter.sending import batch_log as load_log
         from callfilter.triggers import ERROR
-        from callfilter.vendor import VendorError
 
         status = event.get("status")
         vendor_task_id = event.get("vendor_task_id")

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callfilter.errors import ParamError
+
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_CALLING_HOURS = "09:00-21:00"
@@ -33,10 +35,6 @@ def vendor_cap() -> int:
     if cap < 1:
         raise ValueError(f"{VENDOR_CAP_ENV} must be a whole number of at least 1, got {raw!r}")
     return cap
-
-
-class ParamError(ValueError):
-    """A run parameter is wrong; the message names the field."""
 
 
 @dataclass(frozen=True)

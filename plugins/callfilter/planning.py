@@ -10,12 +10,9 @@ from typing import Any
 import psycopg
 
 from callfilter import db, files
+from callfilter.errors import PlanError
 
 log = logging.getLogger(__name__)
-
-
-class PlanError(Exception):
-    """The task cannot be planned as asked (the message says what to change)."""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,10 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db
-from callfilter.params import ParamError, RunParams, check_calling_hours
+from callfilter.errors import ParamError, RegistrationError
+from callfilter.params import RunParams, check_calling_hours
 
 log = logging.getLogger(__name__)
-
-
-class RegistrationError(Exception):
-    """The run cannot take this filter task (the message says why)."""
 
 
 @dataclass(frozen=True)

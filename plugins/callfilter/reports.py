@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db, files
+from callfilter.errors import NotPlannedError
 from callfilter.verdicts import verdict_counts
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,6 @@ BATCH_COLUMNS = [
     "batch_order", "numbers", "vendor_task_id", "send_result", "send_seconds", "query_seconds",
     "vendor_status", "query_result", "valid", "invalid", "unknown",
 ]  # fmt: skip
-
-
-class NotPlannedError(Exception):
-    """finish ran after plan failed: there is nothing to close."""
 
 
 def batch_errors(conn: psycopg.Connection[Any], filter_task_id: int) -> str | None:

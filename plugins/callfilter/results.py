@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, contract, db, files
-from callfilter.vendor import IncompleteResultsError, VendorHook
+from callfilter.errors import BatchFailed, IncompleteResultsError
+from callfilter.vendor import VendorHook
 from callfilter.verdicts import apply_batch_verdicts
 
 log = logging.getLogger(__name__)
@@ -19,10 +20,6 @@ RESULT_COLUMNS = (
     "uniqueid", "fail_call_times", "success_call_times", "ivr_key", "agent", "agent_billsec",
     "agent_answer_time", "agent_end_time", "hangup_cause", "sip_code",
 )  # fmt: skip
-
-
-class BatchFailed(Exception):
-    """The vendor task ended without finishing (FAILED, CANCELLED) or timed out; what exists was stored."""
 
 
 def results_summary(records: list[dict[str, Any]], vendor_status: str) -> str:

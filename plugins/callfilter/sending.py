@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db, files, planning
-from callfilter.vendor import VendorError, VendorHook
+from callfilter.errors import VendorError
+from callfilter.vendor import VendorHook
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 from airflow.sdk.exceptions import AirflowFailException
 
 from callfilter import db, files
-from callfilter.params import ParamError, validate_params
-from callfilter.planning import PlanError, plan_batches
-from callfilter.registration import RegistrationError, register_task
-from callfilter.reports import NotPlannedError
+from callfilter.errors import NotPlannedError, ParamError, PlanError, RegistrationError
+from callfilter.params import validate_params
+from callfilter.planning import plan_batches
+from callfilter.registration import register_task
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +95,3 @@ def fail_on_batch_errors(summary: Mapping[str, Any]) -> None:
             f"filter task {summary['filter_task_id']} finished with errors: {summary['errors']}. "
             "Clear a failed batch's query task (with downstream) to re-dial it."
         )
-
-
-def mark_failed(context: Mapping[str, Any]) -> None:
-    """on_failure_callback: record the failure on the filter task so the business system sees it.
-
-    A failed batch fails only itself: finish names it on the task ("finished with errors")."""
-    from callfilter.reports import mark_task_failed
-
-    ti = context["ti"]
-    if ti.task_id.startswith("batch."):
-        return
-    filter_task = ti.xcom_pull(task_ids="register")
-    if not filter_task:
-        return
-    label = ti.task_id + (f"[{ti.map_index}]" if getattr(ti, "map_index", -1) >= 0 else "")
-    message = f"{label} failed: {context.get('exception')}"
-    try:
-        with db.connect() as conn:
-            mark_task_failed(conn, filter_task["filter_task_id"], message)
-    except Exception as exc:  # a callback must not hide the task's own failure
-        log.warning("could not mark filter task %s failed: %s", filter_task["filter_task_id"], exc)

@@ -13,7 +13,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
-from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook, VendorError
+from callfilter.errors import VendorError
+from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"

@@ -1,8 +1,8 @@
 """Client of the vendor (a call center's batch outbound API v1): hooks on connection `callcenter_default`.
 
-Errors are typed: `VendorRetryableError` (5xx, timeouts, resets, 429s) is retried inside one call with
-bounded exponential backoff (tenacity); `VendorFinalError` (400, 401, 404, 409) is raised at once. The app secret is
-used only to sign and never appears in a log line or an exception.
+Errors are typed (in callfilter.errors): `VendorRetryableError` (5xx, timeouts, resets, 429s) is retried
+inside one call with bounded exponential backoff (tenacity); `VendorFinalError` (400, 401, 404, 409) is
+raised at once. The app secret is used only to sign and never appears in a log line or an exception.
 """
 
 from __future__ import annotations
@@ -22,100 +22,26 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook, SessionConfig
 
 from callfilter import contract
+from callfilter.errors import (
+    AuthenticationError,
+    ClockSkewError,
+    IncompleteResultsError,
+    InvalidParamsError,
+    NonceReusedError,
+    RateLimitedError,
+    RequestConflictError,
+    ResultsExpiredError,
+    TaskNotFoundError,
+    TooManyTasksError,
+    VendorError,
+    VendorFinalError,
+    VendorUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "callcenter_default"
 DEFAULT_TIMEOUT = 30.0  # seconds, unless the hook or the connection's `timeout` extra says otherwise
-
-
-class VendorError(Exception):
-    """An error answered (or not answered) by the vendor."""
-
-    retryable = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: int | None = None,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.code = code
-        self.http_status = http_status
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.attempts = 1
-        self.message = message
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.code is not None:
-            parts.append(f"code {self.code}")
-        if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
-        if self.request_id:
-            parts.append(f"vendor request_id {self.request_id}")
-        if self.attempts > 1:
-            parts.append(f"after {self.attempts} attempts")
-        return "; ".join(parts)
-
-
-class VendorRetryableError(VendorError):
-    """Worth retrying later: the vendor may well answer next time."""
-
-    retryable = True
-
-
-class VendorFinalError(VendorError):
-    """Retrying the same request cannot help."""
-
-
-class VendorUnavailableError(VendorRetryableError):
-    """5xx, a timeout or a dropped connection."""
-
-
-class RateLimitedError(VendorRetryableError):
-    """42901: request rate over the limit; wait `retry_after` seconds."""
-
-
-class TooManyTasksError(VendorRetryableError):
-    """42902: too many unfinished tasks for this app."""
-
-
-class IncompleteResultsError(VendorRetryableError):
-    """The result pages did not add up to their own total; asking again may give them all."""
-
-
-class NonceReusedError(VendorRetryableError):
-    """40103: nonce replayed; a new nonce is worth one retry."""
-
-
-class InvalidParamsError(VendorFinalError):
-    """40001: the vendor refused a parameter."""
-
-
-class AuthenticationError(VendorFinalError):
-    """40101: bad or missing signature (check the app id and secret)."""
-
-
-class ClockSkewError(AuthenticationError):
-    """40102: our clock is more than 300 s away from the vendor's."""
-
-
-class TaskNotFoundError(VendorFinalError):
-    """40401: unknown task id."""
-
-
-class ResultsExpiredError(VendorFinalError):
-    """40402: results were kept 7 days after the task finished and are gone."""
-
-
-class RequestConflictError(VendorFinalError):
-    """40901: the request_id was used before with a different body."""
 
 
 ERROR_TYPES: dict[int, type[VendorError]] = {

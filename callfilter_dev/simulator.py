@@ -1,6 +1,6 @@
 """A call center on a laptop: serves the batch outbound API v1 (shared/callcenter-api.md).
 
-Run it with `python -m callfilter.simulator --port 8099` (plugins/ on the path); `--help` lists the options.
+Run it with `python -m callfilter_dev.simulator --port 8099` from the repo root; `--help` lists the options.
 Dialing is simulated on a shared pool of lines; each number's outcome is a deterministic function of the
 phone number and the seed (`outcome_for`), so a test can know the expected verdict.
 """
@@ -676,7 +676,7 @@ class _FaultMiddleware:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = SimulatorConfig()
     p = argparse.ArgumentParser(
-        prog="python -m callfilter.simulator",
+        prog="python -m callfilter_dev.simulator",
         description="Call-center simulator serving the batch outbound API v1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

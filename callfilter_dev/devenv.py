@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlparse
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[2]
+from callfilter_dev import PLUGINS, ROOT
+
 DATABASE_URL_ENV = "CALLFILTER_DATABASE_URL"
 
 
@@ -144,11 +145,12 @@ def free_port() -> int:
 def start_simulator(
     port: int, app_id: str, app_secret: str, *options: str, log_path: Path
 ) -> subprocess.Popen:
-    """Start `python -m callfilter.simulator` and wait until it answers."""
+    """Start `python -m callfilter_dev.simulator` and wait until it answers."""
     import requests
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
-    cmd = [sys.executable, "-m", "callfilter.simulator", "--port", str(port), "--app-id", app_id,
+    # The repo root for callfilter_dev, plugins/ for callfilter (the simulator signs with callfilter.contract).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(PLUGINS)])}
+    cmd = [sys.executable, "-m", "callfilter_dev.simulator", "--port", str(port), "--app-id", app_id,
            "--app-secret", app_secret, "--log-level", "warning", *options]  # fmt: skip
     log_file = open(log_path, "w")  # stays open while the process runs
     process = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -185,14 +187,14 @@ def airflow_env(home: Path, files_root: Path, db_conn: str, callcenter: str, **e
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_CALLFILTER_DB": db_conn,
         "AIRFLOW_CONN_CALLCENTER_DEFAULT": callcenter,
         "CALLFILTER_FILES_ROOT": str(files_root),
-        "PYTHONPATH": str(ROOT / "plugins"),
+        "PYTHONPATH": str(PLUGINS),  # as a deployment has it: callfilter, not callfilter_dev
     }
     env.update(extra)
     return env
