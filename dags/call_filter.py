@@ -62,19 +62,25 @@ def call_filter():
     @task
     def register() -> dict:
         """Validate the params; create the filter task or pick up the registered one."""
-        from callfilter import steps
+        from callfilter.errors import task_outcome
+        from callfilter.registration import register_run
 
         context = get_current_context()
-        return steps.register(context["params"], context["run_id"])
+        with task_outcome():
+            return register_run(context["params"], context["run_id"])
 
     @task
     def plan(filter_task: dict) -> list[dict]:
         """Split the numbers to screen into batches; write each batch's request JSON and xlsx."""
         from airflow.sdk import conf
 
-        from callfilter import steps
+        from callfilter.errors import task_outcome
+        from callfilter.planning import plan_run
 
-        return steps.plan(filter_task, conf.getint("core", "max_map_length", fallback=1024))
+        with task_outcome():
+            return plan_run(
+                filter_task["filter_task_id"], conf.getint("core", "max_map_length", fallback=1024)
+            )
 
     @task_group(group_id="batch")
     def screen_batch(batch: dict) -> None:
@@ -95,31 +101,36 @@ def call_filter():
         )
 
     @task(trigger_rule="all_done")
-    def apply_verdicts(filter_task: dict) -> int:
+    def apply_verdicts(filter_task: dict | None) -> int:
         """Reconcile: set valid_status, valid_reason and valid_checked_at from every stored result."""
-        from callfilter import steps
+        from callfilter.errors import task_outcome
+        from callfilter.registration import registered_task_id
+        from callfilter.verdicts import apply_run
 
-        return steps.apply(filter_task)
+        with task_outcome():
+            return apply_run(registered_task_id(filter_task))
 
     @task(outlets=[CASE_TEL], trigger_rule="all_done")
-    def finish(filter_task: dict, updated: int) -> dict:
+    def finish(filter_task: dict | None) -> dict:
         """Close the task (finished, or finished with errors naming the failed batches), write the creator's
         summary xlsx, announce the changed case_tel."""
-        from callfilter import steps
+        from callfilter.errors import task_outcome
+        from callfilter.registration import registered_task_id
+        from callfilter.reports import fail_on_batch_errors, finish_run
 
-        summary = steps.finish(filter_task)
-        get_current_context()["outlet_events"][CASE_TEL].extra = {
-            k: summary[k] for k in ("filter_task_id", "batchid", "valid", "invalid", "unknown")
-        }
-        steps.fail_on_batch_errors(summary)
+        with task_outcome():
+            summary = finish_run(registered_task_id(filter_task))
+            get_current_context()["outlet_events"][CASE_TEL].extra = {
+                k: summary[k] for k in ("filter_task_id", "batchid", "valid", "invalid", "unknown")
+            }
+            fail_on_batch_errors(summary)
         return summary
 
     filter_task = register()
     batches = plan(filter_task)
     screened = screen_batch.expand(batch=batches)
-    updated = apply_verdicts(filter_task)
-    screened >> updated
-    finish(filter_task, updated)
+    verdicts = apply_verdicts(filter_task)
+    screened >> verdicts >> finish(filter_task)
 
 
 call_filter()

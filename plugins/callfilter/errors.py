@@ -6,26 +6,57 @@ fsspec: the DAG processor parses the DAG file often.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# ---- the one decision on a task's outcome ----
+
+
+class FinalError(Exception):
+    """A retry cannot mend it: the Airflow task fails at once, with this message, without its retries."""
+
+
+def is_final(exc: BaseException) -> bool:
+    """Whether a retry of the task could end otherwise: no for our final errors and the vendor's refusals."""
+    return isinstance(exc, FinalError) or (isinstance(exc, VendorError) and not exc.retryable)
+
+
+@contextmanager
+def task_outcome(label: str | None = None) -> Iterator[None]:
+    """Around a task's work: a final error fails the task for good (with `label` before its message);
+    anything else propagates, and Airflow retries it while tries are left."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        if not is_final(exc):
+            raise
+        raise AirflowFailException(f"{label}: {exc}" if label else str(exc)) from None
+
+
 # ---- the run's own errors: a retry cannot mend them, the step fails at once with the message ----
 
 
-class ParamError(ValueError):
+class ParamError(FinalError, ValueError):
     """A run parameter is wrong; the message names the field."""
 
 
-class RegistrationError(Exception):
+class RegistrationError(FinalError):
     """The run cannot take this filter task (the message says why)."""
 
 
-class PlanError(Exception):
+class PlanError(FinalError):
     """The task cannot be planned as asked (the message says what to change)."""
 
 
-class NotPlannedError(Exception):
+class NotPlannedError(FinalError):
     """finish ran after plan failed: there is nothing to close."""
 
 
-class BatchFailed(Exception):
+class BatchFailed(FinalError):
     """The vendor task ended without finishing (FAILED, CANCELLED) or timed out; what exists was stored."""
 
 

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from callfilter.errors import BatchFailed, VendorRetryableError, task_outcome
+
 QUERY_TIMEOUT_ENV = "CALLFILTER_QUERY_TIMEOUT"
 POLL_INTERVAL_ENV = "CALLFILTER_POLL_INTERVAL"
 DEFAULT_QUERY_TIMEOUT = timedelta(hours=24)
@@ -72,10 +74,12 @@ class BatchOperator(BaseOperator):
         context["batch_label"] = self.batch["label"]
 
     def _guarded(self, context: Any, step: Any, *args: Any) -> int:
-        """Run a step; when the task fails for good, its batch gives back its vendor slot."""
+        """Run a step under the one outcome rule (errors.task_outcome); when the task fails for good, its
+        batch gives back its vendor slot."""
         self._label(context)
         try:
-            return step(context, *args)
+            with task_outcome(self.batch["label"]):
+                return step(context, *args)
         except Exception as exc:
             last_try = isinstance(exc, AirflowFailException) or context["ti"].try_number > self.retries
             if last_try:
@@ -140,7 +144,7 @@ class BatchOperator(BaseOperator):
                 if self.stops_when_sent:
                     return batch_log["id"]  # the batch went past sending: query takes it from here
                 if batch_log["vendor_status"] != codes.VENDOR_WINDOW_CLOSED and not redial:
-                    raise AirflowFailException(batch_log["message"] or f"{self.batch['label']} failed")
+                    raise BatchFailed(batch_log["message"] or "failed")
                 next_log = sending.next_attempt(conn, batch, batch_log)
                 if next_log is None:
                     return batch_log["id"]
@@ -155,7 +159,6 @@ class BatchOperator(BaseOperator):
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         from callfilter import db, files, slots
-        from callfilter.errors import VendorError
         from callfilter.params import send_wait, timezone, vendor_cap
         from callfilter.sending import expected_dial_seconds, send_batch
         from callfilter.triggers import VendorSlotTrigger
@@ -189,9 +192,7 @@ class BatchOperator(BaseOperator):
                 )
             try:
                 return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
-            except VendorError as exc:
-                if not exc.retryable:
-                    raise AirflowFailException(f"{label}: the vendor refused the batch: {exc}") from None
+            except VendorRetryableError as exc:  # a final refusal fails the task (errors.task_outcome)
                 wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
                 self.log.warning(
                     "%s: the vendor has no room now (%s); asking again in %.0f s", label, exc, wait
@@ -221,7 +222,6 @@ class BatchOperator(BaseOperator):
     def _vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
         """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one."""
         from callfilter import codes, contract, db, files
-        from callfilter.errors import BatchFailed, VendorError
         from callfilter.results import store_results
         from callfilter.sending import batch_log as load_log
         from callfilter.triggers import ERROR
@@ -229,7 +229,7 @@ class BatchOperator(BaseOperator):
         status = event.get("status")
         vendor_task_id = event.get("vendor_task_id")
         if status == ERROR:
-            raise AirflowFailException(f"vendor task {vendor_task_id}: {event.get('message')}")
+            raise BatchFailed(f"vendor task {vendor_task_id}: {event.get('message')}")
         hook = self._hook()
         if status in (codes.VENDOR_TIMED_OUT, codes.VENDOR_WINDOW_CLOSED):
             ended = hook.cancel_task(vendor_task_id)["status"]
@@ -240,18 +240,10 @@ class BatchOperator(BaseOperator):
         with db.connect() as conn:
             batch_log = load_log(conn, self.batch["batch_id"])
             if batch_log["task_id"] != vendor_task_id:
-                raise AirflowFailException(
-                    f"{self.batch['label']}: event for vendor task {vendor_task_id}, but the batch is at "
-                    f"vendor task {batch_log['task_id']}"
+                raise BatchFailed(
+                    f"event for vendor task {vendor_task_id}, but the batch is at vendor task {batch_log['task_id']}"
                 )
-            try:
-                store_results(conn, hook, files.Storage(), batch_log["id"], status)
-            except BatchFailed as exc:
-                raise AirflowFailException(str(exc)) from None
-            except VendorError as exc:
-                if exc.retryable:
-                    raise
-                raise AirflowFailException(f"results of {self.batch['label']}: {exc}") from None
+            store_results(conn, hook, files.Storage(), batch_log["id"], status)
         if status == codes.VENDOR_WINDOW_CLOSED:
             return self._advance(context, False)
         return batch_log["id"]

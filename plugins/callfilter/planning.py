@@ -133,3 +133,15 @@ def request_body(
         "max_attempts": max_attempts,
         "caller_id": None,
     }
+
+
+def plan_run(filter_task_id: int, max_batches: int) -> list[dict[str, Any]]:
+    """The plan task: plan the batches; returns one small descriptor per batch for the mapped tasks."""
+    with db.connect() as conn:
+        task = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
+        if task is None:
+            raise PlanError(f"filter task {filter_task_id} does not exist")
+        batches = plan_batches(conn, task, files.Storage(), max_batches)
+    for batch in batches:
+        log.info("%s -> %s", batch.label, files.request_path(batch.filter_task_id, batch.batch_order))
+    return [batch.to_xcom() for batch in batches]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ import psycopg
 
 from callfilter import codes, db
 from callfilter.errors import ParamError, RegistrationError
-from callfilter.params import RunParams, check_calling_hours
+from callfilter.params import RunParams, check_calling_hours, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,24 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             )
         assert task is not None
         return Registered(task["id"], batchid, task["totalnum"], task["totalnum"] == 0)
+
+
+def register_run(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
+    """The register task: validate the params, create or claim the filter task; returns it for XCom."""
+    run_params = validate_params(params)
+    with db.connect() as conn:
+        registered = register_task(conn, run_params, dag_run_id)
+    if registered.nothing_to_screen:
+        log.info("batchid %s has nothing left to screen: no vendor call will be made", registered.batchid)
+    return {
+        "filter_task_id": registered.filter_task_id,
+        "batchid": registered.batchid,
+        "totalnum": registered.totalnum,
+    }
+
+
+def registered_task_id(filter_task: Mapping[str, Any] | None) -> int:
+    """The filter task id register pushed; the tasks after the batches run whatever happened before them."""
+    if not filter_task:
+        raise RegistrationError("register did not succeed: there is no filter task to close")
+    return int(filter_task["filter_task_id"])

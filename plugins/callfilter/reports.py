@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from callfilter import codes, db, files
-from callfilter.errors import NotPlannedError
+from callfilter.errors import FinalError, NotPlannedError
 from callfilter.verdicts import verdict_counts
 
 log = logging.getLogger(__name__)
@@ -94,3 +94,22 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
 def mark_task_failed(conn: psycopg.Connection[Any], filter_task_id: int, message: str) -> None:
     with conn.transaction():
         db.run(conn, "mark_task_failed", {"filter_task_id": filter_task_id, "message": message[:2000]})
+
+
+def finish_run(filter_task_id: int) -> dict[str, Any]:
+    """The finish task: close the filter task and write its summary; returns the summary."""
+    with db.connect() as conn:
+        return finish_task(conn, filter_task_id, files.Storage())
+
+
+class FinishedWithErrors(FinalError):
+    """The task finished, some batches failed: the run fails so the grid shows it."""
+
+
+def fail_on_batch_errors(summary: dict[str, Any]) -> None:
+    """A task finished with errors fails its run, so the grid shows it; the task row says which batches."""
+    if summary.get("errors"):
+        raise FinishedWithErrors(
+            f"filter task {summary['filter_task_id']} finished with errors: {summary['errors']}. "
+            "Clear a failed batch's query task (with downstream) to re-dial it."
+        )

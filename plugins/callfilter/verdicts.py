@@ -28,6 +28,12 @@ def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
     return updated
 
 
+def apply_run(filter_task_id: int) -> int:
+    """The apply_verdicts task: reconcile the task's verdicts on its own connection."""
+    with db.connect() as conn:
+        return apply_verdicts(conn, filter_task_id)
+
+
 def verdict_counts(conn: psycopg.Connection[Any], batchid: str) -> dict[str, int]:
     """How many rows of the batchid are valid, invalid and unknown now."""
     row = db.one(conn, "verdict_counts", {"batchid": batchid}) or {}

@@ -20,16 +20,7 @@ from callfilter.results import store_results
 from callfilter.sending import batch_log, load_batch, send_batch
 from callfilter.vendor import IncompleteResultsError, VendorHook
 from callfilter_dev import devenv
-
-
-def plan(db, storage, batchid: str, telnos: list[str], **params) -> list[dict]:
-    devenv.load_case_tel(db.conn, batchid, telnos)
-    with dbm.connect() as conn:
-        reg = register_task(
-            conn, validate_params({"batchid": batchid, "calling_hours": "", **params}), "run-1"
-        )
-        task = dbm.one(conn, "get_task", {"filter_task_id": reg.filter_task_id})
-        return [b.to_xcom() for b in planning.plan_batches(conn, task, storage, max_batches=1024)]
+from tests.batches import plan, registered
 
 
 @pytest.fixture(autouse=True)
@@ -179,3 +170,29 @@ def test_a_failed_batch_fails_alone_and_clearing_it_redials_only_the_numbers_wit
     assert db.value("select status from call_filter_task") == 1
     assert db.value("select status from call_filter_send_batch") == 2
     assert db.value("select count(*) from case_tel where valid_checked_at is null") == 0
+
+
+def test_send_defers_until_the_calling_window_opens(db, storage, start_simulator, monkeypatch):
+    from datetime import datetime, timedelta
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from callfilter.operators import SendBatchOperator
+    from callfilter.params import send_wait, timezone
+
+    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0")
+    monkeypatch.setenv("CALLFILTER_TIMEZONE", "Asia/Shanghai")
+    now = datetime.now(timezone())
+    opens, closes = now + timedelta(hours=2), now + timedelta(hours=3)
+    hours = f"{opens:%H:%M}-{closes:%H:%M}"
+    devenv.load_case_tel(db.conn, "S7", ["13500000001"])
+    task = registered(db, "S7", calling_hours=hours)
+    with dbm.connect() as conn:
+        (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
+    operator = SendBatchOperator(task_id="send", batch=batch.to_xcom())
+    context: dict = {}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    assert deferred.value.trigger.moment == send_wait(hours, now, 0)
+    assert deferred.value.method_name == "resume" and context["batch_label"] == "batch 1/1, 1 numbers"
+    assert sim.stats()["requests"] == 0

@@ -1,0 +1,46 @@
+"""The vendor's cap on unfinished tasks, counted in the business database and waited for in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from callfilter import db as dbm
+from callfilter import slots
+from callfilter.sending import batch_log
+from tests.batches import plan
+
+
+def test_the_vendor_cap_is_one_count_across_batches_and_a_freed_slot_wakes_the_longest_waiter(db, storage):
+    from callfilter.triggers import SLOT_FREE, VendorSlotTrigger
+
+    telnos = ["13500000001", "13500000002", "13500000003", "13500000004"]
+    batches = plan(db, storage, "F1", telnos, batch_size=1)
+    with dbm.connect() as conn:
+        logs = [batch_log(conn, b["batch_id"])["id"] for b in batches]
+        assert slots.reserve(conn, logs[0], 2) and slots.reserve(conn, logs[1], 2)
+        assert not slots.reserve(conn, logs[2], 2) and not slots.reserve(conn, logs[3], 2)
+        assert slots.reserve(conn, logs[0], 2)  # a retry keeps its slot
+        slots.release(conn, logs[0])
+
+    def fires(log_id: int) -> bool:
+        trigger = VendorSlotTrigger(log_id=log_id, cap=2, poll_interval=0.1, vendor_timeout=60)
+
+        async def wait():
+            async for event in trigger.run():
+                return event.payload
+
+        async def within_a_second():
+            try:
+                return await asyncio.wait_for(wait(), 1.0)
+            except TimeoutError:
+                return None
+
+        event = asyncio.run(within_a_second())
+        return event is not None and event["status"] == SLOT_FREE
+
+    assert fires(logs[2]) and not fires(logs[3])  # one slot free: the batch that waited first goes
+    with dbm.connect() as conn:
+        assert slots.reserve(conn, logs[2], 2) and not slots.reserve(conn, logs[3], 2)
+    assert db.value("select count(*) from call_filter_send_batch_log where holds_slot") == 2
+    waiting = db.rows("select id from call_filter_send_batch_log where slot_wait_since is not null")
+    assert [r["id"] for r in waiting] == [logs[3]]
