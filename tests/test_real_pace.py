@@ -161,6 +161,8 @@ def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
     retried = [f"{ti['task_id']}[{ti['map_index']}]" for ti in everything if ti["try_number"] > 1]
     assert len(retried) <= 2, retried
     assert re.fullmatch(r"batch \d+/20, 20 numbers", queries[0]["rendered_map_index"])
+    # Send and query of a batch carry the same label in the grid.
+    assert all(sends[i]["rendered_map_index"] == queries[i]["rendered_map_index"] for i in queries)
     # Per batch: each query follows its own send, and queries ran while later batches still waited to send.
     for index, query in queries.items():
         assert when(query, "start_date") >= when(sends[index], "end_date")
