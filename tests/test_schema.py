@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from callfilter import contract, db
+from callfilter import codes, contract, db
 
 INTEGRATION_COLUMNS = {
     "case_tel": "telid batchid telno valid_status valid_reason valid_checked_at",
@@ -79,3 +79,41 @@ def test_business_system_registers_a_task_with_three_columns(db):
     db.conn.execute("insert into call_filter_task(status, batchid, creator) values (0, 'B1', 'crm')")
     row = db.rows("select * from call_filter_task")[0]
     assert row["status"] == 0 and row["batch_size"] == 1000 and row["calling_hours"] == "09:00-21:00"
+
+
+# The call_filter_dict types of each code enum (the send and query flags share one enum).
+DICT_TYPES = {
+    codes.TaskStatus: ["task_status"],
+    codes.TaskStep: ["task_step"],
+    codes.BatchStatus: ["batch_status"],
+    codes.Flag: ["send_flag", "query_flag"],
+    codes.VendorEnd: ["vendor_end"],
+    codes.ValidStatus: ["valid_status"],
+    codes.ValidReason: ["valid_reason"],
+}
+
+
+def test_code_enums_are_the_dictionary(db):
+    assert set(DICT_TYPES) == set(codes.SQL_PREFIXES)
+    for enum, dict_types in DICT_TYPES.items():
+        members = {str(m.value): m.name.lower().replace("_", " ") for m in enum}
+        for dict_type in dict_types:
+            seeded = {r["code"]: r["name"] for r in db.rows(
+                "select code, name from call_filter_dict where dict_type = %s", (dict_type,)
+            )}  # fmt: skip
+            assert seeded == members, (dict_type, enum.__name__)
+
+
+def test_codes_are_sql_parameters(db):
+    params = codes.sql_params()
+    assert (
+        params["task_finished"] == 2
+        and params["flag_failed"] == -1
+        and params["vendor_timed_out"] == "TIMEOUT"
+    )
+    # psycopg sends the enums' values: a member works as a parameter as well as its value.
+    row = db.rows(
+        "select %(finished)s::int as status, %(reason)s::text as reason",
+        {"finished": codes.TaskStatus.FINISHED, "reason": codes.ValidReason.MALFORMED_NUMBER},
+    )[0]
+    assert row == {"status": 2, "reason": "FORMAT"}

@@ -11,9 +11,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from callfilter import codes
+
 DEFAULT_CONN_ID = "callfilter_db"
 SQL_DIR = Path(os.environ.get("CALLFILTER_SQL_DIR", Path(__file__).resolve().parents[2] / "include" / "sql"))
 _STATEMENT_END = re.compile(r";\s*(?:\n|$)")
+CODE_PARAMS = codes.sql_params()
 
 
 @functools.cache
@@ -59,6 +62,11 @@ async def aconnect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.AsyncConnection[di
     return await psycopg.AsyncConnection.connect(**_connect_kwargs(await BaseHook.aget_connection(conn_id)))
 
 
+def with_codes(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The params of a SQL file, with every code (`codes.sql_params()`, e.g. %(task_finished)s) added."""
+    return {**CODE_PARAMS, **(params or {})}
+
+
 def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None) -> None:
     for statement in statements(name):
         cur.execute(statement, params)
@@ -67,7 +75,7 @@ def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | N
 def run(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
     """Execute every statement of a named SQL file; returns the last statement's row count."""
     with conn.cursor() as cur:
-        _execute_all(cur, name, params)
+        _execute_all(cur, name, with_codes(params))
         return cur.rowcount
 
 
@@ -76,7 +84,7 @@ def last_row(
 ) -> dict[str, Any]:
     """Execute every statement of a named SQL file whose last statement selects one row; return that row."""
     with conn.cursor() as cur:
-        _execute_all(cur, name, params)
+        _execute_all(cur, name, with_codes(params))
         row = cur.fetchone()
     if row is None:
         raise LookupError(f"{name}.sql selected no row for {params}")
@@ -88,7 +96,7 @@ def one(
 ) -> dict[str, Any] | None:
     """The first row of a named single-statement SQL file, or None."""
     with conn.cursor() as cur:
-        cur.execute(sql(name), params)
+        cur.execute(sql(name), with_codes(params))
         return cur.fetchone()
 
 
@@ -96,7 +104,7 @@ def all_rows(
     conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
-        cur.execute(sql(name), params)
+        cur.execute(sql(name), with_codes(params))
         return cur.fetchall()
 
 
