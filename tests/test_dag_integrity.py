@@ -47,3 +47,16 @@ def test_call_filter_reads_register_plan_send_query_apply_finish():
     assert set(dag.params) == {
         "batchid", "creator", "categoryid", "tasktype", "batch_size", "max_attempts", "calling_hours", "filter_task_id",
     }  # fmt: skip
+
+
+def test_call_filter_params_are_the_run_params():
+    from callfilter.params import RUN_PARAMS
+
+    params = dagbag().dags["call_filter"].params
+    assert set(params) == set(RUN_PARAMS)
+    for name, spec in RUN_PARAMS.items():
+        param = params.get_param(name)
+        assert param.schema == {k: v for k, v in spec.items() if k not in ("default", "description")}, name
+        assert (param.value, param.description) == (spec.get("default", param.value), spec["description"]), (
+            name
+        )

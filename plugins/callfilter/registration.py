@@ -10,7 +10,7 @@ import psycopg
 
 from callfilter import db
 from callfilter.codes import TaskStatus, TaskStep
-from callfilter.params import ParamError, RunParams, check_calling_hours
+from callfilter.params import RunParams
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
             if task is None:
                 raise RegistrationError(f"filter_task_id {params.filter_task_id} does not exist")
-            try:
-                check_calling_hours(task["calling_hours"])
-            except ParamError as exc:
-                raise RegistrationError(f"filter task {task['id']}: {exc}") from None
             if task["batchid"] != params.batchid:
                 raise RegistrationError(
                     f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
