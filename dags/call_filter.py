@@ -22,25 +22,11 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
 from callfilter.callbacks import mark_failed
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
-from callfilter.params import vendor_cap
+from callfilter.params import RUN_PARAMS, vendor_cap
 
 CASE_TEL = Asset("case_tel")
 
-PARAMS = {
-    "batchid": Param(type="string", minLength=1, maxLength=64, description="the case batch to screen"),
-    "creator": Param("airflow", type="string", maxLength=64, description="who asked; names the user's files"),
-    "categoryid": Param(None, type=["null", "string"], description="copied to call_filter_task"),
-    "tasktype": Param(None, type=["null", "string"], description="copied to call_filter_task"),
-    "batch_size": Param(1000, type="integer", minimum=1, maximum=1000, description="numbers per vendor task"),
-    "max_attempts": Param(1, type="integer", minimum=1, maximum=3, description="dial attempts per number"),
-    "calling_hours": Param(
-        "09:00-21:00",
-        type="string",
-        pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
-        description='"HH:MM-HH:MM" in the configured time zone, or "" for none; sending waits for it',
-    ),
-    "filter_task_id": Param(None, type=["null", "integer"], description="run an already registered task"),
-}
+PARAMS = {name: Param(**spec) for name, spec in RUN_PARAMS.items()}
 
 
 @dag(

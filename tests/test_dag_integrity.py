@@ -137,3 +137,16 @@ def test_plugin_loader_leaves_the_callfilter_package_alone(tmp_path):
     assert loaded["import_errors"] == {}
     assert loaded["from_package"] == {}
     assert not [s for s in loaded["plugin_sources"] if "callfilter/" in s]
+
+
+def test_call_filter_params_are_the_run_params():
+    from callfilter.params import RUN_PARAMS
+
+    params = dagbag().dags["call_filter"].params
+    assert set(params) == set(RUN_PARAMS)
+    for name, spec in RUN_PARAMS.items():
+        param = params.get_param(name)
+        assert param.schema == {k: v for k, v in spec.items() if k not in ("default", "description")}, name
+        assert (param.value, param.description) == (spec.get("default", param.value), spec["description"]), (
+            name
+        )

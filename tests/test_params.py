@@ -23,17 +23,25 @@ from callfilter.params import (
         ({}, "batchid"),
         ({"batchid": ""}, "batchid"),
         ({"batchid": "x" * 65}, "batchid"),
+        ({"batchid": "   "}, "batchid"),
+        ({"batchid": "B", "creator": "x" * 65}, "creator"),
+        ({"batchid": "B", "categoryid": "x" * 65}, "categoryid"),
+        ({"batchid": "B", "tasktype": 7}, "tasktype"),
         ({"batchid": "B", "batch_size": 0}, "batch_size"),
         ({"batchid": "B", "batch_size": 1001}, "batch_size"),
         ({"batchid": "B", "batch_size": "many"}, "batch_size"),
+        ({"batchid": "B", "max_attempts": 0}, "max_attempts"),
         ({"batchid": "B", "max_attempts": 4}, "max_attempts"),
         ({"batchid": "B", "calling_hours": "9-21"}, "calling_hours"),
         ({"batchid": "B", "calling_hours": "25:00-21:00"}, "calling_hours"),
         ({"batchid": "B", "calling_hours": "09:00-09:00"}, "calling_hours"),
+        ({"batchid": "B", "calling_hours": None}, "calling_hours"),
         ({"batchid": "B", "filter_task_id": "seven"}, "filter_task_id"),
+        ({"batchid": "B", "filter_task_id": 0}, "filter_task_id"),
     ],
 )
 def test_bad_params_name_the_field(raw, field):
+    """validate_params checks the DAG's Param schema (RUN_PARAMS), as Airflow does when it creates a run."""
     with pytest.raises(ParamError, match=f"^{field}:"):
         validate_params(raw)
 
@@ -43,6 +51,8 @@ def test_defaults():
     assert (params.batch_size, params.max_attempts, params.calling_hours, params.creator) == (
         1000, 1, "09:00-21:00", "airflow",
     )  # fmt: skip
+    assert validate_params({"batchid": "B1", "creator": ""}).creator == "airflow"
+    assert validate_params({"batchid": "B1", "calling_hours": "22:00-06:00"}).calling_hours == "22:00-06:00"
 
 
 UTC = ZoneInfo("UTC")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
+from psycopg import sql
 
-from callfilter import contract, db
+from callfilter import codes, contract, db
+from callfilter.params import ParamError, validate_params
 
 INTEGRATION_COLUMNS = {
     "case_tel": "telid batchid telno valid_status valid_reason valid_checked_at",
@@ -79,3 +82,96 @@ def test_business_system_registers_a_task_with_three_columns(db):
     db.conn.execute("insert into call_filter_task(status, batchid, creator) values (0, 'B1', 'crm')")
     row = db.rows("select * from call_filter_task")[0]
     assert row["status"] == 0 and row["batch_size"] == 1000 and row["calling_hours"] == "09:00-21:00"
+
+
+# The call_filter_dict types of each code enum (the send and query flags share one enum).
+DICT_TYPES = {
+    codes.TaskStatus: ["task_status"],
+    codes.TaskStep: ["task_step"],
+    codes.BatchStatus: ["batch_status"],
+    codes.Flag: ["send_flag", "query_flag"],
+    codes.VendorEnd: ["vendor_end"],
+    codes.ValidStatus: ["valid_status"],
+    codes.ValidReason: ["valid_reason"],
+}
+
+
+def test_code_enums_are_the_dictionary(db):
+    assert set(DICT_TYPES) == set(codes.SQL_PREFIXES)
+    for enum, dict_types in DICT_TYPES.items():
+        members = {str(m.value): m.name.lower().replace("_", " ") for m in enum}
+        for dict_type in dict_types:
+            seeded = {r["code"]: r["name"] for r in db.rows(
+                "select code, name from call_filter_dict where dict_type = %s", (dict_type,)
+            )}  # fmt: skip
+            assert seeded == members, (dict_type, enum.__name__)
+
+
+def test_codes_are_sql_parameters(db):
+    params = codes.sql_params()
+    assert (
+        params["task_finished"] == 2
+        and params["flag_failed"] == -1
+        and params["vendor_timed_out"] == "TIMEOUT"
+    )
+    # psycopg sends the enums' values: a member works as a parameter as well as its value.
+    row = db.rows(
+        "select %(finished)s::int as status, %(reason)s::text as reason",
+        {"finished": codes.TaskStatus.FINISHED, "reason": codes.ValidReason.MALFORMED_NUMBER},
+    )[0]
+    assert row == {"status": 2, "reason": "FORMAT"}
+
+
+def register_directly(db, column: str, value) -> None:
+    """A task row as the business system inserts it, with one more column."""
+    db.conn.execute(
+        sql.SQL(
+            "insert into call_filter_task (status, batchid, creator, {}) values (0, 'B1', 'crm', %s)"
+        ).format(sql.Identifier(column)),
+        (value,),
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("batch_size", 0),
+        ("batch_size", 1001),
+        ("max_attempts", 0),
+        ("max_attempts", 4),
+        ("calling_hours", "9-21"),
+        ("calling_hours", "25:00-21:00"),
+        ("calling_hours", "09:00-09:00"),
+    ],
+)
+def test_a_task_the_business_system_registers_is_held_to_the_param_limits(db, column, value):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        register_directly(db, column, value)
+
+
+def test_the_calling_hours_constraint_agrees_with_the_param(db):
+    for hours in ["", "09:00-21:00", "22:00-06:00", "00:00-23:59", "12:31-12:30", "9-21", "9:00-21:00",
+                  "25:00-21:00", "09:60-10:00", "09:00-09:00", "0900-2100", "09:00 21:00", "09:00-21:0x"]:  # fmt: skip
+        try:
+            validate_params({"batchid": "B1", "calling_hours": hours})
+            param_accepts = True
+        except ParamError:
+            param_accepts = False
+        try:
+            with db.conn.transaction():
+                register_directly(db, "calling_hours", hours)
+            db_accepts = True
+        except psycopg.errors.CheckViolation:
+            db_accepts = False
+        assert param_accepts == db_accepts, hours
+
+
+def test_the_constraints_apply_to_an_existing_table_with_rows_made_before_them(db):
+    db.conn.execute("alter table call_filter_task drop constraint call_filter_task_calling_hours_check")
+    db.conn.execute(
+        "insert into call_filter_task (status, batchid, creator, calling_hours) values (0, 'B1', 'crm', 'x')"
+    )
+    with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
+        db_module_apply(conn)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        register_directly(db, "calling_hours", "y")

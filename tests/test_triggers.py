@@ -74,12 +74,12 @@ def test_a_vendor_task_past_its_deadline_or_its_calling_window_yields_timeout_or
     stuck = vendor("cf-t-1-stuck")
     started = time.monotonic()
     assert first_event(waiting_for(stuck, deadline_in=0.5)) == {
-        "status": codes.VENDOR_TIMED_OUT,
+        "status": codes.VendorEnd.TIMED_OUT,
         "vendor_task_id": stuck,
     }
     assert 0.4 <= time.monotonic() - started < 5
     assert first_event(waiting_for(stuck, deadline_in=60, window_closes_in=0.3)) == {
-        "status": codes.VENDOR_WINDOW_CLOSED,
+        "status": codes.VendorEnd.WINDOW_CLOSED,
         "vendor_task_id": stuck,
     }
 

@@ -3,9 +3,9 @@
 -- replaces an earlier known verdict. Numbers without a result (not dialed) are left as they are.
 with outcome as (
     select d.telid,
-           case when d.call_info = 'REJECTED:BLACKLIST' then 0
-                when d.call_info = 'REJECTED:FORMAT' then 2
-                else coalesce(vs.code::smallint, 0) end as status,
+           case when d.call_info = 'REJECTED:BLACKLIST' then %(verdict_unknown)s
+                when d.call_info = 'REJECTED:FORMAT' then %(verdict_invalid)s
+                else coalesce(vs.code::smallint, %(verdict_unknown)s) end as status,
            case when d.call_info like 'REJECTED:%%' then substr(d.call_info, 10)
                 else q.call_status end as reason
     from call_filter_send_batch b
@@ -21,6 +21,6 @@ update case_tel t
 set valid_status = o.status, valid_reason = o.reason, valid_checked_at = now()
 from outcome o
 where t.telid = o.telid
-  and t.valid_status <> 1
-  and (o.status <> 0 or t.valid_status = 0)
+  and t.valid_status <> %(verdict_valid)s
+  and (o.status <> %(verdict_unknown)s or t.valid_status = %(verdict_unknown)s)
   and (t.valid_status, t.valid_reason) is distinct from (o.status, o.reason)

@@ -4,8 +4,8 @@ select t.id, t.status, t.dag_run_id
 from call_filter_task t
 where t.batchid = %(batchid)s
   and t.id <> coalesce(%(filter_task_id)s, -1)
-  and (t.status in (0, 1)
-       or (t.status in (3, 4)
-           and exists (select 1 from call_filter_send_batch b where b.filter_task_id = t.id and b.status <> 2)))
+  and (t.status in (%(task_registered)s, %(task_running)s)
+       or (t.status in (%(task_failed)s, %(task_finished_with_errors)s)
+           and exists (select 1 from call_filter_send_batch b where b.filter_task_id = t.id and b.status <> %(batch_stored)s)))
 order by t.id
 limit 1

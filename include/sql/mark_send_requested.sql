@@ -1,3 +1,3 @@
 update call_filter_send_batch_log
-set send_fromflag = 1, send_begintime = now(), message = null
+set send_fromflag = %(flag_done)s, send_begintime = now(), message = null
 where id = %(log_id)s

@@ -1,11 +1,11 @@
 -- Malformed numbers are invalid at once and never sent.
 update case_tel t
-set valid_status = 2, valid_reason = 'FORMAT', valid_checked_at = now()
+set valid_status = %(verdict_invalid)s, valid_reason = %(reason_malformed_number)s, valid_checked_at = now()
 from plan_numbers n
 where n.telid = t.telid and n.phone !~ '^\+?[0-9]{6,20}$';
 
 insert into call_filter_send_batch (status, filter_task_id, batch_order, totalnum, creator)
-select 0, %(filter_task_id)s, (seq - 1) / %(batch_size)s + 1, count(*), %(creator)s
+select %(batch_planned)s, %(filter_task_id)s, (seq - 1) / %(batch_size)s + 1, count(*), %(creator)s
 from plan_phones
 group by 3
 order by 3;
@@ -18,4 +18,4 @@ join plan_phones p on p.phone = n.phone
 join call_filter_send_batch b
   on b.filter_task_id = %(filter_task_id)s and b.batch_order = (p.seq - 1) / %(batch_size)s + 1;
 
-update call_filter_task set step = greatest(step, 2) where id = %(filter_task_id)s;
+update call_filter_task set step = greatest(step, %(step_planned)s) where id = %(filter_task_id)s;

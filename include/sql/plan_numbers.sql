@@ -3,7 +3,7 @@
 create temp table plan_numbers on commit drop as
 select telid, telno, regexp_replace(telno, '[[:space:]().\[\]-]', '', 'g') as phone
 from case_tel
-where batchid = %(batchid)s and valid_status <> 1;
+where batchid = %(batchid)s and valid_status <> %(verdict_valid)s;
 
 -- Each distinct dialable number once, in order of its first row; its nid is that row's telid.
 create temp table plan_phones on commit drop as

@@ -32,6 +32,20 @@ create table if not exists call_filter_task (
 );
 create index if not exists call_filter_task_batchid_status_idx on call_filter_task (batchid, status);
 create index if not exists call_filter_task_dag_run_idx on call_filter_task (dag_run_id);
+-- The limits of the run params (callfilter.params.RUN_PARAMS, which Airflow checks) on the task rows that
+-- the business system writes itself: batch_size and max_attempts are checked above; calling_hours is
+-- "HH:MM-HH:MM" with a start that differs from its end, or "" for none. Added to an existing table too, as
+-- not valid: rows already there are not checked. (No line of the block ends with a semicolon: statements
+-- are split there.)
+do $$ begin
+    if not exists (select from pg_constraint where conrelid = 'call_filter_task'::regclass
+                   and conname = 'call_filter_task_calling_hours_check') then
+        alter table call_filter_task add constraint call_filter_task_calling_hours_check check (
+            calling_hours = ''
+            or (calling_hours ~ '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$'
+                and left(calling_hours, 5) <> right(calling_hours, 5))
+        ) not valid; end if; end
+$$;
 
 -- One row per vendor task to send (at most 1000 distinct numbers).
 create table if not exists call_filter_send_batch (

@@ -1,5 +1,5 @@
-select count(*) filter (where valid_status = 1) as valid,
-       count(*) filter (where valid_status = 2) as invalid,
-       count(*) filter (where valid_status = 0) as unknown,
+select count(*) filter (where valid_status = %(verdict_valid)s) as valid,
+       count(*) filter (where valid_status = %(verdict_invalid)s) as invalid,
+       count(*) filter (where valid_status = %(verdict_unknown)s) as unknown,
        count(*) as total
 from case_tel where batchid = %(batchid)s

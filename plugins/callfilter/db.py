@@ -11,8 +11,11 @@ import psycopg
 import sqlparse
 from psycopg.rows import dict_row
 
+from callfilter import codes
+
 DEFAULT_CONN_ID = "callfilter_db"
 SQL_DIR = Path(os.environ.get("CALLFILTER_SQL_DIR", Path(__file__).resolve().parents[2] / "include" / "sql"))
+CODE_PARAMS = codes.sql_params()
 
 
 @functools.cache
@@ -63,6 +66,11 @@ async def aconnect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.AsyncConnection[di
     return await psycopg.AsyncConnection.connect(**params, row_factory=dict_row, autocommit=True)
 
 
+def with_codes(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The params of a SQL file, with every code (`codes.sql_params()`, e.g. %(task_finished)s) added."""
+    return {**CODE_PARAMS, **(params or {})}
+
+
 def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | None) -> None:
     for statement in statements(name):
         cur.execute(statement, params)
@@ -71,7 +79,7 @@ def _execute_all(cur: psycopg.Cursor[Any], name: str, params: dict[str, Any] | N
 def run(conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None) -> int:
     """Execute every statement of a named SQL file; returns the last statement's row count."""
     with conn.cursor() as cur:
-        _execute_all(cur, name, params)
+        _execute_all(cur, name, with_codes(params))
         return cur.rowcount
 
 
@@ -80,7 +88,7 @@ def last_row(
 ) -> dict[str, Any]:
     """Execute every statement of a named SQL file whose last statement selects one row; return that row."""
     with conn.cursor() as cur:
-        _execute_all(cur, name, params)
+        _execute_all(cur, name, with_codes(params))
         row = cur.fetchone()
     if row is None:
         raise LookupError(f"{name}.sql selected no row for {params}")
@@ -92,7 +100,7 @@ def one(
 ) -> dict[str, Any] | None:
     """The first row of a named single-statement SQL file, or None."""
     with conn.cursor() as cur:
-        cur.execute(sql(name), params)
+        cur.execute(sql(name), with_codes(params))
         return cur.fetchone()
 
 
@@ -100,7 +108,7 @@ def all_rows(
     conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
-        cur.execute(sql(name), params)
+        cur.execute(sql(name), with_codes(params))
         return cur.fetchall()
 
 

@@ -127,7 +127,7 @@ class BatchOperator(BaseOperator):
             batch_log = sending.batch_log(conn, batch["batch_id"])
             with conn.transaction():
                 db.run(conn, "reopen_task", {"filter_task_id": batch["filter_task_id"]})
-            if batch["status"] == codes.BATCH_STORED:
+            if batch["status"] == codes.BatchStatus.STORED:
                 self.log.info("%s: results stored before; nothing to do", self.batch["label"])
                 return batch_log["id"]
             if sending.is_dialing(batch_log):
@@ -143,7 +143,7 @@ class BatchOperator(BaseOperator):
             if batch_log["vendor_status"]:
                 if self.stops_when_sent:
                     return batch_log["id"]  # the batch went past sending: query takes it from here
-                if batch_log["vendor_status"] != codes.VENDOR_WINDOW_CLOSED and not redial:
+                if batch_log["vendor_status"] != codes.VendorEnd.WINDOW_CLOSED and not redial:
                     raise BatchFailed(batch_log["message"] or "failed")
                 next_log = sending.next_attempt(conn, batch, batch_log)
                 if next_log is None:
@@ -231,9 +231,9 @@ class BatchOperator(BaseOperator):
         if status == ERROR:
             raise BatchFailed(f"vendor task {vendor_task_id}: {event.get('message')}")
         hook = self._hook()
-        if status in (codes.VENDOR_TIMED_OUT, codes.VENDOR_WINDOW_CLOSED):
+        if status in (codes.VendorEnd.TIMED_OUT, codes.VendorEnd.WINDOW_CLOSED):
             ended = hook.cancel_task(vendor_task_id)["status"]
-            why = "the calling window closed" if status == codes.VENDOR_WINDOW_CLOSED else "it timed out"
+            why = "the calling window closed" if status == codes.VendorEnd.WINDOW_CLOSED else "it timed out"
             self.log.warning("cancelled vendor task %s (%s): it is %s", vendor_task_id, why, ended)
             if ended == contract.FINISHED:
                 status = ended  # it finished before the cancel reached it
@@ -244,7 +244,7 @@ class BatchOperator(BaseOperator):
                     f"event for vendor task {vendor_task_id}, but the batch is at vendor task {batch_log['task_id']}"
                 )
             store_results(conn, hook, files.Storage(), batch_log["id"], status)
-        if status == codes.VENDOR_WINDOW_CLOSED:
+        if status == codes.VendorEnd.WINDOW_CLOSED:
             return self._advance(context, False)
         return batch_log["id"]
 

@@ -1,9 +1,8 @@
-"""The call_filter run parameters: validation with messages that name the field, and calling hours."""
+"""The call_filter run parameters (their JSON schema, the DAG's `Param`s) and calling hours."""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -12,12 +11,69 @@ from zoneinfo import ZoneInfo
 
 from callfilter.errors import ParamError
 
-DEFAULT_BATCH_SIZE = 1000
-DEFAULT_MAX_ATTEMPTS = 1
-DEFAULT_CALLING_HOURS = "09:00-21:00"
 TIMEZONE_ENV = "CALLFILTER_TIMEZONE"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-_HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+# "HH:MM-HH:MM" whose start differs from its end, or "" for no calling hours.
+CALLING_HOURS_PATTERN = r"^$|^(?!(\d\d:\d\d)-\1$)([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+
+# The one definition of the run parameters: each is the JSON schema of a `Param` of the call_filter DAG
+# (`default` and `description` as Param takes them). Airflow checks a run's conf against them when it creates
+# the run, and again when a task starts. The call_filter_task rows that the business system writes itself
+# are held to the same limits by the CHECK constraints of include/sql/schema.sql.
+RUN_PARAMS: dict[str, dict[str, Any]] = {
+    "batchid": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": r"\S",
+        "description": "the case batch to screen",
+    },
+    "creator": {
+        "default": "airflow",
+        "type": "string",
+        "maxLength": 64,
+        "description": "who asked; names the user's files",
+    },
+    "categoryid": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 64,
+        "description": "copied to call_filter_task",
+    },
+    "tasktype": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 64,
+        "description": "copied to call_filter_task",
+    },
+    "batch_size": {
+        "default": 1000,
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "description": "numbers per vendor task",
+    },
+    "max_attempts": {
+        "default": 1,
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 3,
+        "description": "dial attempts per number",
+    },
+    "calling_hours": {
+        "default": "09:00-21:00",
+        "type": "string",
+        "pattern": CALLING_HOURS_PATTERN,
+        "description": '"HH:MM-HH:MM" in the configured time zone, or "" for none; sending waits for it',
+    },
+    "filter_task_id": {
+        "default": None,
+        "type": ["null", "integer"],
+        "minimum": 1,
+        "description": "run an already registered task",
+    },
+}
 
 
 VENDOR_CAP_ENV = "CALLFILTER_VENDOR_CAP"
@@ -40,73 +96,45 @@ def vendor_cap() -> int:
 @dataclass(frozen=True)
 class RunParams:
     batchid: str
-    creator: str = "airflow"
-    categoryid: str | None = None
-    tasktype: str | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    calling_hours: str = DEFAULT_CALLING_HOURS
-    filter_task_id: int | None = None
-
-
-def _int(raw: Mapping[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
-    value = raw.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ParamError(f"{name}: must be an integer from {low} to {high}, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ParamError(f"{name}: must be an integer from {low} to {high}, got {value!r}") from None
-    if not low <= number <= high:
-        raise ParamError(f"{name}: must be an integer from {low} to {high}, got {number}")
-    return number
-
-
-def _text(raw: Mapping[str, Any], name: str, default: str | None, max_len: int = 64) -> str | None:
-    value = raw.get(name, default)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ParamError(f"{name}: must be a string, got {value!r}")
-    if len(value) > max_len:
-        raise ParamError(f"{name}: at most {max_len} characters, got {len(value)}")
-    return value
-
-
-def check_calling_hours(hours: Any) -> str:
-    """The calling hours as given ("" for None); ParamError naming the field when malformed."""
-    if hours is None:
-        return ""
-    if (
-        not isinstance(hours, str)
-        or (hours and not _HOURS_RE.match(hours))
-        or (hours and hours[:5] == hours[6:])
-    ):
-        raise ParamError(
-            f'calling_hours: must be "HH:MM-HH:MM" (start differs from end) or "", got {hours!r}'
-        )
-    return hours
+    creator: str
+    categoryid: str | None
+    tasktype: str | None
+    batch_size: int
+    max_attempts: int
+    calling_hours: str
+    filter_task_id: int | None
 
 
 def validate_params(raw: Mapping[str, Any]) -> RunParams:
-    """Check the run's params; raise ParamError naming the first bad field."""
-    batchid = raw.get("batchid")
-    if not isinstance(batchid, str) or not batchid.strip() or len(batchid) > 64:
-        raise ParamError(f"batchid: must be a string of 1-64 characters, got {batchid!r}")
-    hours = check_calling_hours(raw.get("calling_hours", DEFAULT_CALLING_HOURS))
-    creator = _text(raw, "creator", "airflow") or "airflow"
-    return RunParams(
-        batchid=batchid,
-        creator=creator,
-        categoryid=_text(raw, "categoryid", None),
-        tasktype=_text(raw, "tasktype", None),
-        batch_size=_int(raw, "batch_size", DEFAULT_BATCH_SIZE, 1, 1000) or DEFAULT_BATCH_SIZE,
-        max_attempts=_int(raw, "max_attempts", DEFAULT_MAX_ATTEMPTS, 1, 3) or DEFAULT_MAX_ATTEMPTS,
-        calling_hours=hours,
-        filter_task_id=_int(raw, "filter_task_id", None, 1, 2**62),
-    )
+    """The run's params checked against RUN_PARAMS as Airflow checks them, with their defaults filled in;
+    ParamError naming the first bad field."""
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    values: dict[str, Any] = {}
+    for name, spec in RUN_PARAMS.items():
+        param = Param(**spec)
+        try:
+            values[name] = param.resolve(raw[name]) if name in raw else param.resolve()
+        except ParamValidationError:
+            raise ParamError(f"{name}: must be {_in_words(spec)}, got {raw.get(name)!r}") from None
+    # An empty creator is the default one.
+    return RunParams(**{**values, "creator": values["creator"] or RUN_PARAMS["creator"]["default"]})
+
+
+def _in_words(spec: dict[str, Any]) -> str:
+    """What a run param's schema asks for: "an integer from 1 to 1000", "a string of 1-64 characters"."""
+    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    text = " or ".join({"null": "null", "string": "a string", "integer": "an integer"}[t] for t in types)
+    if "maximum" in spec:
+        text += f" from {spec['minimum']} to {spec['maximum']}"
+    elif "minimum" in spec:
+        text += f" of at least {spec['minimum']}"
+    if "maxLength" in spec:
+        text += f" of {spec.get('minLength', 0)}-{spec['maxLength']} characters"
+    if "pattern" in spec:
+        text += f" ({spec['description']})"
+    return text
 
 
 def timezone() -> tzinfo:
@@ -118,11 +146,11 @@ def timezone() -> tzinfo:
 
 
 def _bounds(calling_hours: str) -> tuple[time, time]:
-    match = _HOURS_RE.match(calling_hours)
-    if match is None:
-        raise ParamError(f'calling_hours: must be "HH:MM-HH:MM" or "", got {calling_hours!r}')
-    start_h, start_m, end_h, end_m = (int(x) for x in match.groups())
-    return time(start_h, start_m), time(end_h, end_m)
+    start, _, end = calling_hours.partition("-")
+    try:
+        return time.fromisoformat(start), time.fromisoformat(end)
+    except ValueError:
+        raise ParamError(f'calling_hours: must be "HH:MM-HH:MM" or "", got {calling_hours!r}') from None
 
 
 def calling_window(calling_hours: str, now: datetime) -> tuple[datetime, datetime] | None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import psycopg
 
-from callfilter import codes, db
-from callfilter.errors import ParamError, RegistrationError
-from callfilter.params import RunParams, check_calling_hours, validate_params
+from callfilter import db
+from callfilter.codes import TaskStatus, TaskStep
+from callfilter.errors import RegistrationError
+from callfilter.params import RunParams, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -32,29 +33,25 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
             if task is None:
                 raise RegistrationError(f"filter_task_id {params.filter_task_id} does not exist")
-            try:
-                check_calling_hours(task["calling_hours"])
-            except ParamError as exc:
-                raise RegistrationError(f"filter task {task['id']}: {exc}") from None
             if task["batchid"] != params.batchid:
                 raise RegistrationError(
                     f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
                 )
         else:
             task = db.one(conn, "get_task_by_run", {"dag_run_id": dag_run_id})
-        if task and task["status"] == codes.TASK_RUNNING and task["dag_run_id"] not in (None, dag_run_id):
+        if task and task["status"] == TaskStatus.RUNNING and task["dag_run_id"] not in (None, dag_run_id):
             raise RegistrationError(f"filter task {task['id']} is being run by DAG run {task['dag_run_id']}")
         batchid = task["batchid"] if task else params.batchid
         db.run(conn, "lock_batchid", {"batchid": batchid})
         other = db.one(
             conn, "find_open_task", {"batchid": batchid, "filter_task_id": task["id"] if task else None}
         )
-        if other is not None and (task is None or task["status"] == codes.TASK_REGISTERED):
+        if other is not None and (task is None or task["status"] == TaskStatus.REGISTERED):
             state = {
-                codes.TASK_REGISTERED: "registered",
-                codes.TASK_RUNNING: "running",
-                codes.TASK_FAILED: "failed with batches not stored",
-                codes.TASK_FINISHED_WITH_ERRORS: "finished with errors",
+                TaskStatus.REGISTERED: "registered",
+                TaskStatus.RUNNING: "running",
+                TaskStatus.FAILED: "failed with batches not stored",
+                TaskStatus.FINISHED_WITH_ERRORS: "finished with errors",
             }.get(other["status"], str(other["status"]))
             raise RegistrationError(
                 f"batchid {batchid} already has an unfinished filter task {other['id']} ({state}); "
@@ -86,10 +83,10 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
                 batchid,
                 totalnum,
             )
-        elif task["status"] == codes.TASK_FINISHED and task["dag_run_id"] == dag_run_id:
+        elif task["status"] == TaskStatus.FINISHED and task["dag_run_id"] == dag_run_id:
             log.info("filter task %s is already finished; this rerun redoes nothing", task["id"])
         else:
-            if task["step"] >= codes.STEP_PLANNED:
+            if task["step"] >= TaskStep.PLANNED:
                 totalnum = task["totalnum"]  # planned: keep the count the batches were made from
             task = db.one(
                 conn,

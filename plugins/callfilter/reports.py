@@ -42,13 +42,13 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
     planned = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
     if planned is None:
         raise LookupError(f"filter task {filter_task_id} does not exist")
-    if planned["step"] < codes.STEP_PLANNED:
+    if planned["step"] < codes.TaskStep.PLANNED:
         raise NotPlannedError(
             f"filter task {filter_task_id} was never planned ({planned['message'] or 'plan did not run'}); "
             "clear plan to continue"
         )
     errors = batch_errors(conn, filter_task_id)
-    status = codes.TASK_FINISHED_WITH_ERRORS if errors else codes.TASK_FINISHED
+    status = codes.TaskStatus.FINISHED_WITH_ERRORS if errors else codes.TaskStatus.FINISHED
     with conn.transaction():
         task = db.one(
             conn,

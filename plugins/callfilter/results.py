@@ -65,7 +65,7 @@ def store_results(
         batch_log["filter_task_id"],
         batch_log["attempt"],
     )
-    window_closed = vendor_status == codes.VENDOR_WINDOW_CLOSED
+    window_closed = vendor_status == codes.VendorEnd.WINDOW_CLOSED
     summary = results_summary(records, vendor_status)
     if attempt > 1:
         summary = f"attempt {attempt} ({vendor_task_id}): {summary}"
@@ -85,15 +85,15 @@ def store_results(
             {
                 "log_id": log_id,
                 "batch_id": batch_id,
-                "recvflag": codes.FLAG_FAILED if message else codes.FLAG_DONE,
+                "recvflag": codes.Flag.FAILED if message else codes.Flag.DONE,
                 "suminfo": summary,
                 "vendor_status": vendor_status,
                 "message": message,
-                "batch_status": codes.BATCH_STORED
+                "batch_status": codes.BatchStatus.STORED
                 if finished
-                else codes.BATCH_SENT
+                else codes.BatchStatus.SENT
                 if window_closed
-                else codes.BATCH_FAILED,
+                else codes.BatchStatus.FAILED,
             },
         )
         updated = apply_batch_verdicts(conn, filter_task_id, batch_id)
@@ -115,7 +115,9 @@ def store_results(
 
 
 def _failure_message(batch_log: dict[str, Any], vendor_status: str, stored: int) -> str:
-    what = "did not finish in time" if vendor_status == codes.VENDOR_TIMED_OUT else f"ended {vendor_status}"
+    what = (
+        "did not finish in time" if vendor_status == codes.VendorEnd.TIMED_OUT else f"ended {vendor_status}"
+    )
     return (
         f"vendor task {batch_log['task_id']} of batch {batch_log['batch_order']} (filter task "
         f"{batch_log['filter_task_id']}) {what}; {stored} of {batch_log['accepted']} results stored. "

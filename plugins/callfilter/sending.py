@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from callfilter import codes, db, files, planning
+from callfilter import codes, contract, db, files, planning
 from callfilter.errors import VendorError
 from callfilter.vendor import VendorHook
 
@@ -49,7 +49,8 @@ def batch_log(conn: psycopg.Connection[Any], batch_id: int) -> dict[str, Any]:
 def expected_dial_seconds(conn: psycopg.Connection[Any], batch: dict[str, Any], numbers: int) -> float:
     """How long a vendor task of `numbers` numbers is expected to dial: at this task's pace so far, else
     at CALLFILTER_DIAL_SECONDS_PER_NUMBER (default 1.2 s a number)."""
-    row = db.one(conn, "dial_pace", {"filter_task_id": batch["filter_task_id"]}) or {}
+    params = {"filter_task_id": batch["filter_task_id"], "vendor_status": contract.FINISHED}
+    row = db.one(conn, "dial_pace", params) or {}
     pace = row.get("seconds_per_number")
     if pace is None:
         pace = float(os.environ.get(DIAL_SECONDS_ENV) or DEFAULT_DIAL_SECONDS)
@@ -172,6 +173,6 @@ def is_dialing(batch_log: dict[str, Any]) -> bool:
     """The batch's current vendor task was created and has not been seen to end."""
     return (
         bool(batch_log["task_id"])
-        and batch_log["send_recvflag"] == codes.FLAG_DONE
+        and batch_log["send_recvflag"] == codes.Flag.DONE
         and not batch_log["vendor_status"]
     )

@@ -79,10 +79,10 @@ class VendorTaskTrigger(BaseTrigger):
                 )
             now = time.time()
             if self.window_closes is not None and now >= self.window_closes:
-                yield self._event(codes.VENDOR_WINDOW_CLOSED)
+                yield self._event(codes.VendorEnd.WINDOW_CLOSED.value)
                 return
             if now >= self.deadline:
-                yield self._event(codes.VENDOR_TIMED_OUT)
+                yield self._event(codes.VendorEnd.TIMED_OUT.value)
                 return
             wake = min(
                 t for t in (now + self.poll_interval, self.deadline, self.window_closes) if t is not None

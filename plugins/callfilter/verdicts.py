@@ -22,7 +22,9 @@ def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
     with conn.transaction():
         updated = db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id, "batch_id": None})
         db.run(
-            conn, "mark_task_step", {"filter_task_id": filter_task_id, "step": codes.STEP_VERDICTS_APPLIED}
+            conn,
+            "mark_task_step",
+            {"filter_task_id": filter_task_id, "step": codes.TaskStep.VERDICTS_APPLIED},
         )
     log.info("filter task %s: verdicts set on %d rows", filter_task_id, updated)
     return updated
