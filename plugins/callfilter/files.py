@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -59,12 +60,16 @@ class Storage:
     def write_bytes(self, path: str, data: bytes) -> str:
         """Write a whole file (through a temporary name where the store allows, so readers never see half)."""
         target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
         if self.root.protocol in ("", "file", "local"):
-            part = target.with_name(target.name + ".part")
-            part.write_bytes(data)
-            part.replace(target)
+            # Phone numbers: readable by the owner and its group only, never by every local user.
+            os.makedirs(target.parent.path, mode=0o750, exist_ok=True)
+            part = f"{target.path}.{uuid.uuid4().hex}.part"  # one per writer: two stores never share it
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(part, target.path)
         else:
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)  # object stores make an upload visible only once complete
         return self.url(path)
 
@@ -84,24 +89,42 @@ class Storage:
 
 
 def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]) -> bytes:
-    """An xlsx workbook with one sheet per (title, header, rows); rows stream (write-only mode)."""
+    """An xlsx workbook with one sheet per (title, header, rows); rows stream (write-only mode).
+
+    Whatever the data, no cell becomes a formula: text is text (a telno or a vendor field starting with
+    "=" included), and control characters xlsx cannot hold are written as visible escapes (\\x01).
+    """
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     for title, header, rows in sheets:
-        sheet = workbook.create_sheet(title=title[:31])
-        sheet.append(list(header))
+        sheet = workbook.create_sheet(title=re.sub(r"[\\\\*?:/\[\]]", "_", _text(title))[:31] or "sheet")
+        sheet.append([_cell(sheet, v) for v in header])
         for row in rows:
-            sheet.append([_cell(v) for v in row])
+            sheet.append([_cell(sheet, v) for v in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> Any:
+def _text(value: str) -> str:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def _cell(sheet: Any, value: Any) -> Any:
     # xlsx has no time zones: aware datetimes are written as UTC wall time.
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, str):
+        value = _text(value)
+        if value.startswith("="):  # openpyxl would write it as a formula: a text cell says what it is
+            from openpyxl.cell import WriteOnlyCell
+
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            return cell
     return value
 
 
