@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -269,3 +270,89 @@ def test_slow_answers_time_out_and_count_as_retryable(start_simulator):
     assert err.value.retryable and err.value.attempts == 2 and "ReadTimeout" in str(err.value)
     with pytest.raises(TaskNotFoundError):
         VendorHook(timeout=5).task_status("T1")
+
+
+class BrokenVendor:
+    """A stub HTTP server answering each request with the next canned answer: the simulator follows the
+    contract, so a vendor (or a proxy in front of it) that breaks it is played by this stub."""
+
+    def __init__(self, answers: list[tuple[int, str, bytes]]) -> None:
+        import http.server
+        import threading
+
+        self.answers = list(answers)
+        self.requests = 0
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, content_type, body = stub.answers[min(stub.requests, len(stub.answers) - 1)]
+                stub.requests += 1
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def broken_vendor(monkeypatch):
+    started = []
+
+    def start(*answers):
+        vendor = BrokenVendor(list(answers))
+        started.append(vendor)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CALLCENTER_DEFAULT",
+            json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": vendor.port, "schema": "http",
+                        "login": APP_ID, "password": APP_SECRET}),
+        )  # fmt: skip
+        return vendor
+
+    yield start
+    for vendor in started:
+        vendor.close()
+
+
+FINISHED = (200, "application/json", b'{"code":0,"msg":"ok","request_id":"r1","data":{"status":"FINISHED"}}')
+
+
+def test_maintenance_pages_and_proxy_errors_are_transient_and_retried(broken_vendor):
+    vendor = broken_vendor(
+        (200, "text/html", b"<html><body>Down for maintenance</body></html>"),
+        (408, "text/html", b"<html>Request Timeout</html>"),
+        (404, "text/html", b"<html>nginx: 404 Not Found</html>"),
+        (502, "text/plain", b"Bad Gateway"),
+        FINISHED,
+    )
+    hook = VendorHook(max_attempts=6, backoff_base=0.01, backoff_max=0.02)
+    assert hook.task_status("T1") == {"status": "FINISHED"}
+    assert vendor.requests == 5
+    # In the triggerer, one such answer is one failed poll, never the end of the wait.
+    with pytest.raises(VendorUnavailableError, match="Down for maintenance") as err:
+        broken = broken_vendor((200, "text/html", b"<html>Down for maintenance</html>"))
+        asyncio.run(VendorAsyncHook().task_status("T1"))
+    assert err.value.retryable and broken.requests == 1
+
+
+def test_an_oversize_answer_or_page_count_is_refused_without_reading_it_all(broken_vendor):
+    broken_vendor((200, "application/json", b'{"code":0,"data":"' + b"x" * (9 * 1024 * 1024) + b'"}'))
+    with pytest.raises(VendorUnavailableError, match="larger than 8388608 bytes"):
+        VendorHook(max_attempts=1).task_status("T1")
+    with pytest.raises(VendorUnavailableError, match="larger than 8388608 bytes"):
+        asyncio.run(VendorAsyncHook().task_status("T1"))
+    page = {"code": 0, "data": {"total": 10**9, "page": 1, "page_size": 500, "records": [{"nid": "1"}]}}
+    vendor = broken_vendor((200, "application/json", json.dumps(page).encode()))
+    with pytest.raises(VendorUnavailableError, match="a total of 1000000000, more than a task can hold"):
+        VendorHook(max_attempts=1).all_results("T1")
+    assert vendor.requests == 1

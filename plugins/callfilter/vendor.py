@@ -41,6 +41,7 @@ from callfilter.errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "callcenter_default"
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a results page of 500 records is ~0.3 MB
 DEFAULT_TIMEOUT = 30.0  # seconds, unless the hook or the connection's `timeout` extra says otherwise
 
 
@@ -65,9 +66,10 @@ def parse_response(http_status: int, body: bytes, headers: Any) -> dict[str, Any
     except ValueError:
         envelope = None
     retry_after = _retry_after(headers)
-    if not isinstance(envelope, dict) or "code" not in envelope:
-        error_type = VendorUnavailableError if http_status >= 500 or http_status == 429 else VendorFinalError
-        raise error_type(
+    if not isinstance(envelope, dict) or "code" not in envelope or not isinstance(envelope["code"], int):
+        # Not the vendor's envelope (a maintenance page, a proxy's 404 or 408, a cut answer): no proof the
+        # request was refused, so it is worth asking again; a create is safe to repeat (request_id).
+        raise VendorUnavailableError(
             f"unexpected answer from the vendor: {body[:200]!r}",
             http_status=http_status,
             retry_after=retry_after,
@@ -86,6 +88,20 @@ def parse_response(http_status: int, body: bytes, headers: Any) -> dict[str, Any
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def _bounded_body(response: requests.Response) -> bytes:
+    """The body of a streamed answer, refused past MAX_ANSWER_BYTES (a broken vendor cannot exhaust memory)."""
+    body = bytearray()
+    with response:
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise VendorUnavailableError(
+                    f"{response.request.method} {response.request.path_url}: the answer is larger than "
+                    f"{MAX_ANSWER_BYTES} bytes"
+                )
+    return bytes(body)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -188,6 +204,7 @@ class VendorHook(HttpHook):
                 raise AuthenticationError(
                     f"connection {self.vendor_conn_id!r} needs the app id as login and the secret as password"
                 )
+            session.stream = True  # bodies are read bounded (_bounded_body)
             self._session = session
         return self._session
 
@@ -230,11 +247,12 @@ class VendorHook(HttpHook):
             )
             try:
                 response = self.run_and_check(session, prepared, {**self.merged_extra, **options})
+                answer = _bounded_body(response)
             except requests.RequestException as exc:
                 raise VendorUnavailableError(
                     f"{method} {path}: no answer from the vendor ({type(exc).__name__})"
                 ) from None
-            return parse_response(response.status_code, response.content, response.headers)
+            return parse_response(response.status_code, answer, response.headers)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
@@ -300,6 +318,10 @@ class VendorHook(HttpHook):
             for record in batch:
                 records.setdefault(str(record.get("nid")), record)
             total = int(data.get("total") or 0)
+            if total > contract.MAX_NUMBERS_PER_TASK:
+                raise VendorUnavailableError(
+                    f"results of vendor task {task_id}: a total of {total}, more than a task can hold"
+                )
             served = int(data.get("page_size") or page_size)
             if not batch or page * served >= total:
                 break
@@ -385,8 +407,14 @@ class VendorAsyncHook(HttpAsyncHook):
                 response = await http.run(
                     endpoint=path, headers=headers, extra_options={"check_response": False}
                 )
-                body = await response.read()
-                return parse_response(response.status, body, response.headers)
+                body = bytearray()
+                while chunk := await response.content.read(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise VendorUnavailableError(
+                            f"GET {path}: the answer is larger than {MAX_ANSWER_BYTES} bytes"
+                        )
+                return parse_response(response.status, bytes(body), response.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise VendorUnavailableError(
                 f"GET {path}: no answer from the vendor ({type(exc).__name__})"
