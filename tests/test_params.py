@@ -24,6 +24,13 @@ from callfilter.params import (
         ({"batchid": ""}, "batchid"),
         ({"batchid": "x" * 65}, "batchid"),
         ({"batchid": "   "}, "batchid"),
+        ({"batchid": "\x00"}, "batchid"),
+        ({"batchid": "B\x01"}, "batchid"),
+        ({"batchid": "B\n"}, "batchid"),
+        ({"batchid": 7}, "batchid"),
+        ({"batchid": "B", "creator": "ops\x00"}, "creator"),
+        ({"batchid": "B", "calling_hours": "09:00-21:00\n"}, "calling_hours"),
+        ({"batchid": "B", "calling_hours": "\n"}, "calling_hours"),
         ({"batchid": "B", "creator": "x" * 65}, "creator"),
         ({"batchid": "B", "categoryid": "x" * 65}, "categoryid"),
         ({"batchid": "B", "tasktype": 7}, "tasktype"),
@@ -44,6 +51,14 @@ def test_bad_params_name_the_field(raw, field):
     """validate_params checks the DAG's Param schema (RUN_PARAMS), as Airflow does when it creates a run."""
     with pytest.raises(ParamError, match=f"^{field}:"):
         validate_params(raw)
+
+
+@pytest.mark.parametrize(
+    "batchid", ["B'1\"", "B; drop table case_tel; --", "../../etc/passwd", "批次 7", "x" * 64]
+)
+def test_hostile_but_printable_batchids_are_taken_as_text(batchid):
+    # Stored through parameters only and never part of a file name: quotes, semicolons and ../ are data.
+    assert validate_params({"batchid": batchid}).batchid == batchid
 
 
 def test_defaults():

@@ -15,7 +15,12 @@ TIMEZONE_ENV = "CALLFILTER_TIMEZONE"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # "HH:MM-HH:MM" whose start differs from its end, or "" for no calling hours.
-CALLING_HOURS_PATTERN = r"^$|^(?!(\d\d:\d\d)-\1$)([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+# "(?!\n)$": the end of the text, not a final newline before it (JSON Schema's patterns run as Python's
+# re.search here, where "$" also matches before a trailing "\n").
+CALLING_HOURS_PATTERN = r"^(?!\n)$|^(?!(\d\d:\d\d)-\1$)([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d(?!\n)$"
+# Printable text: no control character (NUL cannot be stored at all), at least one non-blank for batchid.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*(?!\n)$"
+BATCHID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*(?!\n)$"
 
 # The one definition of the run parameters: each is the JSON schema of a `Param` of the call_filter DAG
 # (`default` and `description` as Param takes them). Airflow checks a run's conf against them when it creates
@@ -26,13 +31,14 @@ RUN_PARAMS: dict[str, dict[str, Any]] = {
         "type": "string",
         "minLength": 1,
         "maxLength": 64,
-        "pattern": r"\S",
+        "pattern": BATCHID_PATTERN,
         "description": "the case batch to screen",
     },
     "creator": {
         "default": "airflow",
         "type": "string",
         "maxLength": 64,
+        "pattern": TEXT_PATTERN,
         "description": "who asked; names the user's files",
     },
     "categoryid": {
