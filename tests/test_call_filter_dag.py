@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from callfilter import contract
 from callfilter_dev import devenv
 from callfilter_dev.simulator import outcome_for
-from tests.conftest import RUN_DIR
+from tests.conftest import APP_SECRET, RUN_DIR
 
 pytestmark = pytest.mark.dag
 
@@ -42,6 +42,30 @@ def run_dag(airflow_home, db, sim, files_root: Path, conf: dict, logical_date: s
         result.returncode == 0 and re.search(r"state=success|DagRunState\.SUCCESS", output) is not None
     )
     return succeeded, output
+
+
+def texts_of_a_run(output: str, airflow_home: Path, files_root: Path) -> dict[str, str]:
+    """Everything a run leaves for people to read: its output, task logs, XCom values and files (the XML
+    inside each xlsx)."""
+    import sqlite3
+    import zipfile
+
+    texts = {"output": output}
+    for path in (airflow_home / "logs").rglob("*"):
+        if path.is_file():
+            texts[str(path)] = path.read_text(errors="replace")
+    with sqlite3.connect(airflow_home / "airflow.db") as metadata:
+        for key, value in metadata.execute("select key, value from xcom"):
+            texts[f"xcom {key}"] = str(value)
+    for path in files_root.rglob("*"):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as workbook:
+                texts[str(path)] = "".join(
+                    workbook.read(name).decode(errors="replace") for name in workbook.namelist()
+                )
+        elif path.is_file():
+            texts[str(path)] = path.read_text(errors="replace")
+    return texts
 
 
 def normalised(telno: str) -> str:
@@ -74,6 +98,11 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
         "--error-rate", "0.05", "--throttle-rate", "0.05", "--rate-limit", "0",
     )  # fmt: skip
     files_root = tmp_path / "files"
+    # The database password must never show either: the connection carries one (a trust-auth server, as the
+    # embedded one, ignores it).
+    db_conn = json.loads(db.conn_uri())
+    db_password = db_conn.setdefault("password", "db-pa55-n3v3r-l0gg3d")
+    db.conn_uri = lambda: json.dumps(db_conn)
     conf = {
         "batchid": "E2E-1",
         "creator": "ana.lyst",
@@ -163,6 +192,12 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
     assert stats["numbers_dialed"] == len(phones) - 2
     assert stats["injected_5xx"] + stats["injected_429"] > 0
     assert "batch 1/" in output and "numbers" in output  # mapped tasks are labelled by batch
+
+    # Secrets: not in the run's output, task logs, XCom or files (the run retried 5xx and 429 on the way).
+    texts = texts_of_a_run(output, airflow_home, files_root)
+    assert len(texts) > len(batches) * 4
+    for secret in (APP_SECRET, db_password):
+        assert not [where for where, text in texts.items() if secret in text], secret
 
     # Running the task again (a new DAG run naming it; `dags test` cannot keep a run id, so a clear of the
     # same run is covered in test_steps): it continues from where it stands and dials nothing twice.
