@@ -12,13 +12,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from callfilter import db as dbm
-from callfilter import planning, slots
+from callfilter import planning
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
-from callfilter.results import store_results
-from callfilter.sending import batch_log, load_batch, send_batch
-from callfilter.vendor import IncompleteResultsError, VendorHook
 from callfilter_dev import devenv
 from tests.batches import plan, registered
 
@@ -54,59 +51,6 @@ def drive(operator, ctx: dict, resume=None, tweak=None):
             method = getattr(operator, deferred.method_name)
             step = lambda c, m=method, e=event: m(c, event=e)  # noqa: E731
     raise AssertionError("the operator kept deferring")
-
-
-def test_the_vendor_cap_is_one_count_across_batches_and_a_freed_slot_wakes_the_longest_waiter(db, storage):
-    from callfilter.triggers import SLOT_FREE, VendorSlotTrigger
-
-    telnos = ["13500000001", "13500000002", "13500000003", "13500000004"]
-    batches = plan(db, storage, "F1", telnos, batch_size=1)
-    with dbm.connect() as conn:
-        logs = [batch_log(conn, b["batch_id"])["id"] for b in batches]
-        assert slots.reserve(conn, logs[0], 2) and slots.reserve(conn, logs[1], 2)
-        assert not slots.reserve(conn, logs[2], 2) and not slots.reserve(conn, logs[3], 2)
-        assert slots.reserve(conn, logs[0], 2)  # a retry keeps its slot
-        slots.release(conn, logs[0])
-
-    def fires(log_id: int) -> bool:
-        trigger = VendorSlotTrigger(log_id=log_id, cap=2, poll_interval=0.1, vendor_timeout=60)
-
-        async def wait():
-            async for event in trigger.run():
-                return event.payload
-
-        async def within_a_second():
-            try:
-                return await asyncio.wait_for(wait(), 1.0)
-            except TimeoutError:
-                return None
-
-        event = asyncio.run(within_a_second())
-        return event is not None and event["status"] == SLOT_FREE
-
-    assert fires(logs[2]) and not fires(logs[3])  # one slot free: the batch that waited first goes
-    with dbm.connect() as conn:
-        assert slots.reserve(conn, logs[2], 2) and not slots.reserve(conn, logs[3], 2)
-    assert db.value("select count(*) from call_filter_send_batch_log where holds_slot") == 2
-    waiting = db.rows("select id from call_filter_send_batch_log where slot_wait_since is not null")
-    assert [r["id"] for r in waiting] == [logs[3]]
-
-
-def test_a_finished_vendor_task_is_stored_only_when_its_results_account_for_every_number(
-    db, storage, start_simulator
-):
-    start_simulator("--call-seconds", "0", "--rate-limit", "0", "--short-page-rate", "1")
-    (batch,) = plan(db, storage, "F2", [f"1350000{i:04d}" for i in range(12)])
-    hook = VendorHook()
-    with dbm.connect() as conn:
-        sent = send_batch(
-            conn, hook, storage, load_batch(conn, batch["batch_id"]), batch_log(conn, batch["batch_id"])
-        )
-        with pytest.raises(IncompleteResultsError, match="11 of 12 records came back"):
-            store_results(conn, hook, storage, sent["id"], "FINISHED")
-    assert db.value("select count(*) from call_filter_send_queryres") == 0
-    assert db.value("select query_recvflag from call_filter_send_batch_log") == 0
-    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 0
 
 
 def test_a_closing_window_cancels_the_vendor_task_and_the_rest_goes_out_as_a_new_attempt(
