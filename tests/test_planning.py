@@ -58,3 +58,17 @@ def test_plan_refuses_more_batches_than_airflow_maps(db, storage):
         planning.plan_batches(conn, task, storage, max_batches=2)
     assert db.value("select count(*) from call_filter_send_batch") == 0
     assert db.value("select count(*) from case_tel where valid_status <> 0") == 0
+
+
+def test_request_ids_carry_the_deployment_so_two_deployments_on_one_vendor_app_never_collide(monkeypatch):
+    from callfilter import contract
+
+    assert planning.request_id(7, 3) == "cf-7-0003"
+    monkeypatch.setenv("CALLFILTER_DEPLOYMENT", "staging")
+    assert planning.request_id(7, 3) == "cf-staging-7-0003"
+    assert planning.request_id(7, 3, attempt=2) == "cf-staging-7-0003-a2"
+    monkeypatch.setenv("CALLFILTER_DEPLOYMENT", "x" * 16)  # the longest request id still fits the contract
+    assert contract.REQUEST_ID_RE.match(planning.request_id(2**63 - 1, 9999, attempt=99))
+    monkeypatch.setenv("CALLFILTER_DEPLOYMENT", "prod/eu")
+    with pytest.raises(ValueError, match="CALLFILTER_DEPLOYMENT must be 1-16 letters or digits"):
+        planning.request_id(7, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -97,6 +98,19 @@ def vendor_cap() -> int:
     if cap < 1:
         raise ValueError(f"{VENDOR_CAP_ENV} must be a whole number of at least 1, got {raw!r}")
     return cap
+
+
+DEPLOYMENT_ENV = "CALLFILTER_DEPLOYMENT"
+DEPLOYMENT_RE = re.compile(r"[A-Za-z0-9]{1,16}")
+
+
+def deployment() -> str:
+    """The deployment's name in the vendor's request ids (CALLFILTER_DEPLOYMENT, default none): staging and
+    production sharing one vendor app must each set their own, or their request ids collide."""
+    name = os.environ.get(DEPLOYMENT_ENV, "")
+    if name and not DEPLOYMENT_RE.fullmatch(name):
+        raise ValueError(f"{DEPLOYMENT_ENV} must be 1-16 letters or digits, got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import psycopg
 
 from callfilter import db, files
 from callfilter.errors import PlanError
+from callfilter.params import deployment
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,11 @@ class BatchRef:
 def request_id(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
     """The vendor idempotency key of a batch's vendor task: a retry or clear can never dial it twice.
 
-    A batch's later vendor tasks (its calling window closed, a re-dial) carry the attempt: cf-7-0003-a2.
+    A batch's later vendor tasks (its calling window closed, a re-dial) carry the attempt: cf-7-0003-a2; a
+    named deployment (CALLFILTER_DEPLOYMENT=prod) its name: cf-prod-7-0003.
     """
-    return f"cf-{filter_task_id}-{batch_order:04d}" + (f"-a{attempt}" if attempt > 1 else "")
+    namespace = f"cf-{deployment()}-" if deployment() else "cf-"
+    return f"{namespace}{filter_task_id}-{batch_order:04d}" + (f"-a{attempt}" if attempt > 1 else "")
 
 
 def plan_batches(
