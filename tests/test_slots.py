@@ -44,3 +44,51 @@ def test_the_vendor_cap_is_one_count_across_batches_and_a_freed_slot_wakes_the_l
     assert db.value("select count(*) from call_filter_send_batch_log where holds_slot") == 2
     waiting = db.rows("select id from call_filter_send_batch_log where slot_wait_since is not null")
     assert [r["id"] for r in waiting] == [logs[3]]
+
+
+def test_a_send_that_died_holding_a_slot_does_not_block_the_waiting_ones(db, storage):
+    from callfilter.triggers import SLOT_FREE, UNSENT_SLOT_GRACE, VendorSlotTrigger
+
+    batches = plan(db, storage, "F3", ["13500000001", "13500000002", "13500000003"], batch_size=1)
+    with dbm.connect() as conn:
+        logs = [batch_log(conn, b["batch_id"])["id"] for b in batches]
+        assert slots.reserve(conn, logs[0], 1) and not slots.reserve(conn, logs[1], 1)
+        # A send that failed before its vendor task existed gives its slot back before its retry...
+        slots.release_unsent(conn, logs[0])
+        assert slots.reserve(conn, logs[1], 1)
+        # ...but one whose vendor task exists keeps it (the vendor task is unfinished).
+        db.conn.execute(
+            "update call_filter_send_batch_log set task_id = 'T-dialing' where id = %s", (logs[1],)
+        )
+        slots.release_unsent(conn, logs[1])
+        assert db.value("select holds_slot from call_filter_send_batch_log where id = %s", (logs[1],))
+        slots.release(conn, logs[1])
+        assert slots.reserve(conn, logs[0], 1) and not slots.reserve(conn, logs[2], 1)
+
+    def first_event(within: float) -> dict | None:
+        trigger = VendorSlotTrigger(log_id=logs[2], cap=1, poll_interval=0.1, vendor_timeout=60)
+
+        async def wait():
+            async for event in trigger.run():
+                return event.payload
+
+        async def bounded():
+            try:
+                return await asyncio.wait_for(wait(), within)
+            except TimeoutError:
+                return None
+
+        return asyncio.run(bounded())
+
+    # The slot of a send being created right now is held; one held with no vendor task past the grace
+    # belongs to a send that died (killed with its worker): it counts as free, and the event names it.
+    assert first_event(1.0) is None
+    db.conn.execute(
+        "update call_filter_send_batch_log set slot_since = now() - make_interval(secs => %s) where id = %s",
+        (UNSENT_SLOT_GRACE + 1, logs[0]),
+    )
+    event = first_event(5.0)
+    assert event == {"status": SLOT_FREE, "held": 1, "ended": [[logs[0], None]]}
+    with dbm.connect() as conn:
+        assert slots.release_ended(conn, [(i, t) for i, t in event["ended"]]) == 1
+        assert slots.reserve(conn, logs[2], 1)

@@ -1,2 +1,2 @@
 -- The batches holding a vendor slot, with their vendor task (null while it is being asked for).
-select id, task_id, send_recvtime from call_filter_send_batch_log where holds_slot
+select id, task_id, send_recvtime, slot_since from call_filter_send_batch_log where holds_slot

@@ -94,6 +94,8 @@ alter table call_filter_send_batch_log add column if not exists attempt smallint
 alter table call_filter_send_batch_log add column if not exists holds_slot boolean not null default false;
 -- Since when the batch waits for a slot (null when it does not): waiters of a task go in this order.
 alter table call_filter_send_batch_log add column if not exists slot_wait_since timestamptz;
+-- When the slot was taken: a slot held with no vendor task for long belongs to a send that died.
+alter table call_filter_send_batch_log add column if not exists slot_since timestamptz;
 create index if not exists call_filter_send_batch_log_slot_idx on call_filter_send_batch_log (id) where holds_slot;
 
 -- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid).

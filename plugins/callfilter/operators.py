@@ -82,17 +82,22 @@ class BatchOperator(BaseOperator):
                 return step(context, *args)
         except Exception as exc:
             last_try = isinstance(exc, AirflowFailException) or context["ti"].try_number > self.retries
-            if last_try:
-                self._release_slot()
+            self._release_slot(unsent_only=not last_try)
             raise
 
-    def _release_slot(self) -> None:
+    def _release_slot(self, unsent_only: bool = False) -> None:
+        """Give back the batch's vendor slot: for good when the task fails for good; before a retry only if
+        its vendor task was never created (the retry takes a slot again), so no slot waits on a retry."""
         from callfilter import db, slots
         from callfilter.sending import batch_log
 
         try:
             with db.connect() as conn:
-                slots.release(conn, batch_log(conn, self.batch["batch_id"])["id"])
+                log_id = batch_log(conn, self.batch["batch_id"])["id"]
+                if unsent_only:
+                    slots.release_unsent(conn, log_id)
+                else:
+                    slots.release(conn, log_id)
         except Exception as exc:  # the task's own failure matters more
             self.log.warning("could not release the vendor slot of %s: %s", self.batch["label"], exc)
 
@@ -109,7 +114,7 @@ class BatchOperator(BaseOperator):
             from callfilter import db, slots
 
             with db.connect() as conn:
-                freed = slots.release_ended(conn, [(int(i), str(t)) for i, t in event["ended"]])
+                freed = slots.release_ended(conn, [(int(i), t) for i, t in event["ended"]])
             self.log.info("vendor tasks ended: %d slots given back before their results are stored", freed)
         return self._guarded(context, self._advance, False)
 
@@ -193,6 +198,7 @@ class BatchOperator(BaseOperator):
             try:
                 return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
             except VendorRetryableError as exc:  # a final refusal fails the task (errors.task_outcome)
+                slots.release_unsent(conn, batch_log["id"])  # no slot held while waiting for the vendor
                 wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
                 self.log.warning(
                     "%s: the vendor has no room now (%s); asking again in %.0f s", label, exc, wait

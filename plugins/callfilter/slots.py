@@ -29,8 +29,16 @@ def release(conn: psycopg.Connection[Any], log_id: int) -> None:
         db.run(conn, "release_slot", {"log_id": log_id})
 
 
-def release_ended(conn: psycopg.Connection[Any], ended: list[tuple[int, str]]) -> int:
-    """Give back the slots of batches whose vendor task was seen to end, as (log id, vendor task id)."""
+def release_unsent(conn: psycopg.Connection[Any], log_id: int) -> None:
+    """A send that failed before its vendor task exists gives its slot back (its retry takes one again), so a
+    failed send never holds a slot that the sends waiting for one need."""
+    with conn.transaction():
+        db.run(conn, "release_unsent_slot", {"log_id": log_id})
+
+
+def release_ended(conn: psycopg.Connection[Any], ended: list[tuple[int, str | None]]) -> int:
+    """Give back the slots of batches whose vendor task was seen to end, as (log id, vendor task id); a
+    vendor task id of None: a slot held so long with no vendor task that its send died."""
     with conn.transaction():
         return db.run(
             conn,

@@ -18,6 +18,8 @@ from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
+# Seconds a slot may be held with no vendor task (a create call with all its retries takes far less).
+UNSENT_SLOT_GRACE = 300.0
 
 
 class VendorTaskTrigger(BaseTrigger):
@@ -131,7 +133,10 @@ class VendorSlotTrigger(BaseTrigger):
         ended = []
         for row in held:
             if not row["task_id"]:
-                continue  # being created right now
+                # Being created right now; held this long with no vendor task, its send died holding it.
+                if row["slot_since"] and row["slot_since"].timestamp() + UNSENT_SLOT_GRACE <= time.time():
+                    ended.append([row["id"], None])
+                continue
             # Past its deadline (and a grace for its query to cancel it), a vendor task counts as ended.
             grace = max(60.0, 3 * self.poll_interval)
             if (
