@@ -218,8 +218,14 @@ class _Bars:
             self.note(self.header)
         state = STATES.get(p.status, str(p.status)) if p.ended else f"left ~{clock(left)}"
         notes = {
-            "sent": f"{p.dialing} dialing"
-            + (f", {p.waiting_for_slot} waiting for a slot" if p.waiting_for_slot else ""),
+            "sent": ", ".join(
+                part
+                for part in (
+                    f"{p.dialing} dialing" if p.dialing else "",
+                    f"{p.waiting_for_slot} waiting for a vendor slot" if p.waiting_for_slot else "",
+                )
+                if part
+            ),
             "queried": f"{p.failed} failed" if p.failed else "",
             "screened": f"elapsed {clock(elapsed)}, {state}",
         }
