@@ -21,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from psycopg.rows import dict_row  # noqa: E402
+
 from callfilter_dev import devenv  # noqa: E402
 from callfilter_dev.simulator import CallCenter, CreateTaskRequest, SimulatorConfig  # noqa: E402
+from callfilter_dev.watch import RunStuck, RunWatcher, stuck_after_default  # noqa: E402
 
 APP_ID, APP_SECRET = "bench-app", "bench-secret"
 
@@ -68,6 +71,12 @@ def main() -> None:
     )
     parser.add_argument("--poll", type=float, default=4.0, help="CALLFILTER_POLL_INTERVAL, seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--stuck-after",
+        type=float,
+        default=stuck_after_default(),
+        help="seconds with nothing moved before the run is reported stuck (default %(default)s)",
+    )
     args = parser.parse_args()
 
     numbers = telnos(args.batches * args.batch_size)
@@ -79,7 +88,7 @@ def main() -> None:
         f"median {statistics.median(durations):.0f} s each, cap {args.cap}, {args.lines} lines: ideal {ideal:.1f} s"
     )
 
-    from tests.stack import AirflowStack
+    from tests.stack import AirflowStack, summarize
 
     work = Path(tempfile.mkdtemp(prefix="callfilter-bench-"))
     database = devenv.Database(ROOT / ".bench-run" / "pgdata")
@@ -106,8 +115,19 @@ def main() -> None:
             conf = {"batchid": "BENCH-SAT", "batch_size": args.batch_size, "calling_hours": ""}
             started = time.time()
             run_id = stack.trigger("call_filter", conf)
-            state = stack.wait_for_run("call_filter", run_id, timeout=ideal * 3 + 300, poll=0.5)
+            watcher = RunWatcher(
+                lambda: database.connect("callfilter_bench", row_factory=dict_row, autocommit=True),
+                "BENCH-SAT",
+                stuck_after=args.stuck_after,
+                interval=0.5,
+                line_every=10.0,
+            )
+            try:
+                watcher.watch(lambda: stack.run_done("call_filter", run_id) is not None)
+            except RunStuck as stuck:
+                sys.exit(f"run {run_id} {stuck}\n{summarize(stack.task_instances('call_filter', run_id))}")
             ended = time.time()
+            state = stack.run_state("call_filter", run_id)
         import requests
 
         stats = requests.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=10).json()

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
 
@@ -31,8 +31,9 @@ class Database:
         self.server = None
         if url:
             parsed = urlparse(url)
+            query = parse_qs(parsed.query)  # libpq's ?host=/socket/dir for a Unix socket
             self.params = {
-                "host": unquote(parsed.hostname or "") or None,
+                "host": (query.get("host") or [None])[0] or unquote(parsed.hostname or "") or None,
                 "port": parsed.port,
                 "user": unquote(parsed.username or "") or None,
                 "password": unquote(parsed.password or "") or None,
@@ -211,6 +212,24 @@ def airflow(
             f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def airflow_process(env: dict[str, str], *args: str, log_path: Path) -> subprocess.Popen:
+    """Start the `airflow` CLI of this environment, its output into `log_path`; no time limit."""
+    exe = str(Path(sys.executable).parent / "airflow")
+    with open(log_path, "w") as log_file:  # the child keeps its own descriptor
+        return subprocess.Popen([exe, *args], env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """End a process this environment started: SIGTERM, then SIGKILL after `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def prepare_airflow(env: dict[str, str]) -> None:

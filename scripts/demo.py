@@ -17,8 +17,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from psycopg.rows import dict_row  # noqa: E402
 
+from callfilter.progress import last_task_id  # noqa: E402
 from callfilter.verdicts import verdict_counts  # noqa: E402
 from callfilter_dev import devenv  # noqa: E402
+from callfilter_dev.watch import RunStuck, RunWatcher, stuck_after_default  # noqa: E402
 
 APP_ID, APP_SECRET = "demo-app", "demo-secret"
 
@@ -28,9 +30,23 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=3000, help="numbers in batch DEMO-1")
     parser.add_argument("--batch-size", type=int, default=500, help="numbers per vendor task")
     parser.add_argument("--call-seconds", type=float, default=0.05, help="simulated mean call duration")
+    parser.add_argument(
+        "--stuck-after",
+        type=float,
+        default=stuck_after_default(),
+        help="seconds with nothing moved before the run is reported stuck and stopped "
+        "(default: CALLFILTER_STUCK_AFTER or %(default)s)",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        help="seconds between progress lines when the output is not a terminal (default %(default)s)",
+    )
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo", help="where everything lands")
     args = parser.parse_args()
-    demo = ROOT / ".demo"
-    demo.mkdir(exist_ok=True)
+    demo = args.workdir.resolve()
+    demo.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
     print("1/5 starting PostgreSQL ...", flush=True)
@@ -61,11 +77,7 @@ def main() -> int:
         devenv.prepare_airflow(env)
         conf = {"batchid": "DEMO-1", "creator": "demo", "batch_size": args.batch_size, "calling_hours": ""}
         print(f"4/5 airflow dags test call_filter -c '{json.dumps(conf)}' ...", flush=True)
-        result = devenv.airflow(env, "dags", "test", "call_filter", "-c", json.dumps(conf), check=False)
-        log_path = demo / "airflow-run.log"
-        log_path.write_text(result.stdout + result.stderr)
-        if result.returncode != 0 or "state=success" not in (result.stdout + result.stderr).replace(" ", ""):
-            print(f"call_filter failed; see {log_path}\n{(result.stdout + result.stderr)[-3000:]}")
+        if not run_and_watch(database, env, conf, demo / "airflow-run.log", args):
             return 1
     finally:
         simulator.terminate()
@@ -97,6 +109,42 @@ def main() -> int:
         print(f"    database:  psql -h {database.params['host']} -U postgres callfilter")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def run_and_watch(database: devenv.Database, env: dict[str, str], conf: dict, log_path: Path, args) -> bool:
+    """Run call_filter (no time limit), showing its progress from the batch log until it ends; a run in
+    which nothing moved for --stuck-after seconds is reported with what it waited on, and stopped."""
+    with database.connect("callfilter", row_factory=dict_row) as conn:
+        after = last_task_id(conn)
+    process = devenv.airflow_process(
+        env, "dags", "test", "call_filter", "-c", json.dumps(conf), log_path=log_path
+    )
+    watcher = RunWatcher(
+        lambda: database.connect("callfilter", row_factory=dict_row, autocommit=True),
+        conf["batchid"],
+        after_task_id=after,
+        stuck_after=args.stuck_after,
+        line_every=args.progress_every,
+    )
+    try:
+        watcher.watch(lambda: process.poll() is not None)
+    except RunStuck as stuck:
+        devenv.stop_process(process)
+        print(f"call_filter {stuck}", flush=True)
+        if stuck.filter_task_id is not None:
+            print(
+                f"filter task {stuck.filter_task_id} is left as it stands in the database: a run with "
+                f'"filter_task_id": {stuck.filter_task_id}, or clearing the run\'s tasks, continues it. '
+                f"Airflow log: {log_path}"
+            )
+        return False
+    finally:
+        devenv.stop_process(process)
+    output = log_path.read_text(errors="replace")
+    if process.returncode != 0 or "state=success" not in output.replace(" ", ""):
+        print(f"call_filter failed; see {log_path}\n{output[-3000:]}")
+        return False
+    return True
 
 
 if __name__ == "__main__":

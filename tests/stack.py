@@ -256,6 +256,15 @@ class AirflowStack:
         """The DAG run's state: queued, running, success or failed."""
         return self.api("GET", f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")["state"]
 
+    def run_done(self, dag_id: str, run_id: str) -> str | None:
+        """The run's end state (success or failed), or None while it runs; raises StackError if a component
+        died."""
+        state = self.run_state(dag_id, run_id)
+        if state in RUN_DONE_STATES:
+            return state
+        self._check_alive()
+        return None
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float, poll: float = 1.0) -> str:
         """Poll until the run is success or failed and return that state; on timeout raise StackError
         with the task instances' states (and fail early if a component died)."""

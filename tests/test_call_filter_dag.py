@@ -232,6 +232,29 @@ def test_failed_and_stuck_vendor_tasks_fail_their_batches_alone(airflow_home, db
     assert logs[1]["query_recvflag"] == 1 and logs[1]["vendor_status"] == "FINISHED"
     assert logs[2]["query_recvflag"] == -1 and logs[2]["vendor_status"] == "FAILED"
     assert logs[3]["query_recvflag"] == -1 and logs[3]["vendor_status"] == "TIMEOUT"
+    # The flags as the seed defined them: every request made, each answer recorded, the failures say why.
+    assert all(
+        (r["send_fromflag"], r["send_recvflag"], r["query_fromflag"]) == (1, 1, 1) for r in logs.values()
+    )
+    assert logs[1]["query_res_suminfo"].startswith("FINISHED: 20 results: ")
+    assert logs[2]["query_res_suminfo"].startswith("failed, the vendor task ended FAILED: 10 results: ")
+    assert logs[3]["query_res_suminfo"].startswith(
+        "failed, the vendor task did not end within the query timeout and was cancelled: 20 results: "
+    )
+    # The slow batch's vendor task lived past the 3-s timeout; the others' ended at once.
+    assert (logs[3]["query_recvtime"] - logs[3]["send_recvtime"]).total_seconds() >= 3
+    # Durations in seconds from the view, as the log's times give them.
+    durations = {r["batch_order"]: r for r in db.rows("select * from call_filter_batch_progress")}
+    assert all(0 <= d["send_seconds"] < 10 and d["query_seconds"] >= 0 for d in durations.values())
+    for order, d in durations.items():
+        log_row = logs[order]
+        for what, begins, ends in (
+            ("send", "send_begintime", "send_recvtime"),
+            ("query", "query_begintime", "query_recvtime"),
+        ):
+            took = (log_row[ends] - log_row[begins]).total_seconds()
+            assert float(d[f"{what}_seconds"]) == pytest.approx(took, abs=0.001), (order, what)
+        assert log_row["send_begintime"] <= log_row["send_recvtime"] <= log_row["query_begintime"]
     vendor_tasks = sorted(sim.stats()["tasks"], key=lambda t: t["request_id"])
     assert [t["status"] for t in vendor_tasks] == ["FINISHED", "FAILED", "CANCELLED"]
     statuses = {r["batch_order"]: r["status"] for r in db.rows("select * from call_filter_send_batch")}

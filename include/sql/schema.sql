@@ -196,3 +196,26 @@ insert into call_filter_dict (dict_type, code, name, remark) values
     ('verdict_rule', 'NETWORK_ERROR', 'unknown', 'carrier congestion or failure'),
     ('verdict_rule', 'CALL_LIMIT', 'unknown', 'vendor frequency or time-window limit')
 on conflict (dict_type, code) do nothing;
+
+-- Each batch of a task as it stands, readable while the task runs (a batch not sent yet has no log: its
+-- flags are null). send_seconds runs from the send's first try to the vendor's answer, query_seconds from
+-- the query's first status request to its results stored (or failed); a running one counts up to now.
+-- numbers_screened: the batch's numbers once its results are stored, else those with a result so far.
+-- moved_at: the latest time anything of the batch was recorded.
+create or replace view call_filter_batch_progress as
+select b.filter_task_id, b.id as filter_send_batch_id, b.batch_order, b.totalnum, b.status,
+       s.name as status_name, l.attempt, l.task_id,
+       l.send_fromflag, l.send_recvflag, l.send_begintime, l.send_recvtime,
+       round(extract(epoch from coalesce(l.send_recvtime, now()) - l.send_begintime), 3) as send_seconds,
+       l.query_fromflag, l.query_recvflag, l.query_begintime, l.query_recvtime,
+       round(extract(epoch from coalesce(l.query_recvtime, now()) - l.query_begintime), 3) as query_seconds,
+       l.accepted, l.rejected, l.vendor_status, l.holds_slot, l.slot_wait_since,
+       case when s.name = 'stored' then b.totalnum
+            else (select count(*) from call_filter_send_queryres q where q.filter_send_batch_id = b.id) end
+           as numbers_screened,
+       l.send_res_suminfo, l.query_res_suminfo, l.message,
+       greatest(b.createtime, l.createtime, l.send_begintime, l.send_recvtime, l.query_begintime,
+                l.query_recvtime, l.slot_wait_since, l.runendtime) as moved_at
+from call_filter_send_batch b
+left join call_filter_send_batch_log l on l.filter_send_batch_id = b.id
+left join call_filter_dict s on s.dict_type = 'batch_status' and s.code = b.status::text;

@@ -75,7 +75,7 @@ class BatchOperator(BaseOperator):
 
     def _guarded(self, context: Any, step: Any, *args: Any) -> int:
         """Run a step under the one outcome rule (errors.task_outcome); when the task fails for good, its
-        batch gives back its vendor slot."""
+        batch gives back its vendor slot, and a failed query is recorded on the batch log."""
         self._label(context)
         try:
             with task_outcome(self.batch["label"]):
@@ -83,7 +83,26 @@ class BatchOperator(BaseOperator):
         except Exception as exc:
             last_try = isinstance(exc, AirflowFailException) or context["ti"].try_number > self.retries
             self._release_slot(unsent_only=not last_try)
+            if last_try and not self.stops_when_sent:
+                self._record_query_failed(exc)
             raise
+
+    def _record_query_failed(self, exc: Exception) -> None:
+        """query_recvflag -1 with why, unless the results were stored or the failure recorded already."""
+        from callfilter import db
+        from callfilter.sending import batch_log
+
+        why = str(exc).removeprefix(f"{self.batch['label']}: ")
+        try:
+            with db.connect() as conn, conn.transaction():
+                params = {
+                    "log_id": batch_log(conn, self.batch["batch_id"])["id"],
+                    "suminfo": f"failed: {why}"[:1000],
+                    "message": why[:1000],
+                }
+                db.run(conn, "record_query_failed", params)
+        except Exception as error:  # the task's own failure matters more
+            self.log.warning("could not record the failed query of %s: %s", self.batch["label"], error)
 
     def _release_slot(self, unsent_only: bool = False) -> None:
         """Give back the batch's vendor slot: for good when the task fails for good; before a retry only if
@@ -209,10 +228,13 @@ class BatchOperator(BaseOperator):
                 )
 
     def _wait_for_vendor_task(self, batch_log: dict[str, Any], calling_hours: str) -> NoReturn:
+        from callfilter import db
         from callfilter.params import timezone, window_closes
         from callfilter.triggers import VendorTaskTrigger
 
         closes = window_closes(calling_hours, datetime.now(timezone()))
+        with db.connect() as conn, conn.transaction():  # the trigger's first status request is the query's
+            db.run(conn, "mark_query_requested", {"log_id": batch_log["id"]})
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
         self.defer(
             trigger=VendorTaskTrigger(

@@ -22,10 +22,15 @@ RESULT_COLUMNS = (
 )  # fmt: skip
 
 
-def results_summary(records: list[dict[str, Any]], vendor_status: str) -> str:
-    """The count per call_status: "FINISHED: 1000 results: ANSWERED 401, VACANT 150, ..."."""
+def results_summary(records: list[dict[str, Any]], vendor_status: str, failed_why: str | None = None) -> str:
+    """The count per call_status: "FINISHED: 1000 results: ANSWERED 401, VACANT 150, ..."; a failed query
+    says why first: "failed, the vendor task ended FAILED: 500 results: ANSWERED 201, ..."."""
     counts = Counter(r["call_status"] for r in records)
-    text = f"{vendor_status}: {len(records)} results"
+    text = (
+        f"failed, {failed_why}: {len(records)} results"
+        if failed_why
+        else f"{vendor_status}: {len(records)} results"
+    )
     if counts:
         text += ": " + ", ".join(f"{status} {n}" for status, n in counts.most_common())
     return text
@@ -66,10 +71,11 @@ def store_results(
         batch_log["attempt"],
     )
     window_closed = vendor_status == codes.VendorEnd.WINDOW_CLOSED
-    summary = results_summary(records, vendor_status)
+    failed = not (finished or window_closed)
+    summary = results_summary(records, vendor_status, _failed_why(vendor_status) if failed else None)
     if attempt > 1:
         summary = f"attempt {attempt} ({vendor_task_id}): {summary}"
-    message = None if finished or window_closed else _failure_message(batch_log, vendor_status, len(records))
+    message = _failure_message(batch_log, vendor_status, len(records)) if failed else None
     # The raw answers first: whatever happens next, what the vendor said is kept.
     storage.write_json(
         files.raw_results_path(filter_task_id, order, attempt), {"status": status, "result_pages": pages}
@@ -112,6 +118,12 @@ def store_results(
     if message:
         raise BatchFailed(message)
     return {"log_id": log_id, "results": len(records), "summary": summary}
+
+
+def _failed_why(vendor_status: str) -> str:
+    if vendor_status == codes.VendorEnd.TIMED_OUT:
+        return "the vendor task did not end within the query timeout and was cancelled"
+    return f"the vendor task ended {vendor_status}"
 
 
 def _failure_message(batch_log: dict[str, Any], vendor_status: str, stored: int) -> str:
