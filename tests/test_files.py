@@ -44,3 +44,20 @@ def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):
     monkeypatch.delenv(files.FILES_ROOT_ENV, raising=False)
     with pytest.raises(files.FilesRootNotSetError, match="CALLFILTER_FILES_ROOT is not set"):
         files.Storage()
+
+
+@pytest.mark.parametrize(
+    ("creator", "name"),
+    [
+        ("张三", "张三"),
+        ("李四-ops", "李四-ops"),
+        ("王 五", "王 五"),
+        ("ana.lyst", "ana.lyst"),
+        ("../张三/x", "张三_x"),
+        ('a:b*c?d"e<f>g|h#i%j\\k', "a_b_c_d_e_f_g_h_i_j_k"),
+        ("...", "user"),
+        ("", "user"),
+    ],
+)
+def test_a_creator_keeps_their_name_in_file_names_but_no_unsafe_character(creator, name):
+    assert files.summary_path(12, creator) == f"task-12/{name}-task-12-summary.xlsx"
