@@ -163,7 +163,7 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
         sheet = load_workbook(task_dir / "results" / f"batch-{batch['batch_order']:04d}.xlsx").active
         assert sheet.max_row - 1 == logs[batch["batch_order"] - 1]["accepted"]
     summary = load_workbook(task_dir / f"ana.lyst-task-{task['id']}-summary.xlsx")
-    assert summary["numbers"].max_row - 1 == total and summary["batches"].max_row - 1 == len(batches)
+    assert summary["号码"].max_row - 1 == total and summary["批次"].max_row - 1 == len(batches)
 
     stats = sim.stats()
     assert stats["tasks_created"] == len(batches) and stats["max_dials_per_number"] == 1
