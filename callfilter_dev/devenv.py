@@ -118,8 +118,30 @@ def sample_numbers(count: int, seed: int = 1, malformed: float = 0.02, repeated:
                 mobile = f"{mobile[:3]}-{mobile[3:7]}-{mobile[7:]}"
             elif style < 0.15:
                 mobile = f"+86 ({mobile[:3]}) {mobile[3:7]} {mobile[7:]}"
+            elif style < 0.17:
+                mobile = f"0086{mobile}"
+            elif style < 0.19:
+                mobile = mobile.translate(FULL_WIDTH)  # as Chinese input methods type it
             numbers.append(mobile)
     return numbers
+
+
+FULL_WIDTH = str.maketrans("0123456789+-", "０１２３４５６７８９＋－")
+
+
+def sample_dnc(numbers: list[str], count: int = 5) -> list[str]:
+    """A few numbers of a sample to put on the do-not-call list, written as +86 (the list matches any form)."""
+    mobiles = sorted({n for n in numbers if n.isascii() and n.isdigit() and len(n) == 11})
+    return [f"+86 {n}" for n in mobiles[-count:]]
+
+
+def load_dnc(conn: psycopg.Connection[Any], telnos: list[str], reason: str = "customer asked") -> None:
+    """Put numbers on the do-not-call list (call_filter_dnc)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "insert into call_filter_dnc (telno, reason) values (%s, %s) on conflict (telno) do nothing",
+            [(telno, reason) for telno in telnos],
+        )
 
 
 def load_case_tel(

@@ -53,11 +53,16 @@ def main() -> int:
     database = devenv.Database(demo / "pgdata")
     database.create_database("callfilter")
     numbers = devenv.sample_numbers(args.numbers, seed=2026)
-    blacklisted = sorted({n for n in numbers if n.isdigit() and len(n) == 11})[:5]
+    blacklisted = sorted({n for n in numbers if n.isascii() and n.isdigit() and len(n) == 11})[:5]
     with database.connect("callfilter") as conn:
         devenv.apply_schema(conn)
         devenv.load_case_tel(conn, "DEMO-1", numbers)
-    print(f"    batch DEMO-1: {len(numbers)} numbers loaded into case_tel", flush=True)
+        dnc = devenv.sample_dnc(numbers)
+        devenv.load_dnc(conn, dnc)
+    print(
+        f"    batch DEMO-1: {len(numbers)} numbers loaded into case_tel, {len(dnc)} on the do-not-call list",
+        flush=True,
+    )
 
     print("2/5 starting the call-center simulator ...", flush=True)
     port = devenv.free_port()

@@ -18,6 +18,7 @@ from tests.conftest import APP_SECRET, RUN_DIR
 pytestmark = pytest.mark.dag
 
 VERDICT_CODES = {"valid": 1, "invalid": 2, "unknown": 0}
+MIX = {"ANSWERED": 1, "POWER_OFF": 1}
 SEED = 11
 
 
@@ -68,8 +69,14 @@ def texts_of_a_run(output: str, airflow_home: Path, files_root: Path) -> dict[st
     return texts
 
 
+FULL_WIDTH = str.maketrans("０１２３４５６７８９＋－（）．［］　", "0123456789+-().[] ")
+
+
 def normalised(telno: str) -> str:
-    return re.sub(r"[\s().\[\]-]", "", telno)
+    """A number as the pipeline dials it (callfilter_phone in schema.sql), written again here to check it."""
+    phone = re.sub(r"[\s().\[\]-]", "", telno.translate(FULL_WIDTH))
+    mainland = re.fullmatch(r"(?:\+86|0086|86)(1[3-9][0-9]{9})", phone)
+    return mainland.group(1) if mainland else phone
 
 
 def dialable(telno: str) -> bool:
@@ -185,7 +192,7 @@ def test_whole_run_with_faults_then_rerun_dials_nothing_twice(airflow_home, db, 
         sheet = load_workbook(task_dir / "results" / f"batch-{batch['batch_order']:04d}.xlsx").active
         assert sheet.max_row - 1 == logs[batch["batch_order"] - 1]["accepted"]
     summary = load_workbook(task_dir / f"ana.lyst-task-{task['id']}-summary.xlsx")
-    assert summary["numbers"].max_row - 1 == total and summary["batches"].max_row - 1 == len(batches)
+    assert summary["号码"].max_row - 1 == total and summary["批次"].max_row - 1 == len(batches)
 
     stats = sim.stats()
     assert stats["tasks_created"] == len(batches) and stats["max_dials_per_number"] == 1
@@ -319,3 +326,87 @@ def test_clearing_the_whole_run_continues_and_dials_nothing_twice(
     assert sim.stats()["numbers_dialed"] == stats["numbers_dialed"]
     assert db.value("select count(*) from call_filter_task") == 1
     assert db.rows("select telid, valid_status, valid_reason from case_tel order by telid") == verdicts
+
+
+def dialed_phones(files_root: Path, filter_task_id: int) -> list[str]:
+    """Every number a task sent to the vendor, from the exact request bodies."""
+    return [
+        n["phone"]
+        for body in sorted((files_root / f"task-{filter_task_id}" / "requests").glob("*.json"))
+        for n in json.loads(body.read_text())["numbers"]
+    ]
+
+
+def test_calling_rules_and_a_chinese_creator_through_airflow(airflow_home, db, start_simulator, tmp_path):
+    one_handset = [
+        "13800138000",
+        "+86 138 0013 8000",
+        "0086-13800138000",
+        "１３８００１３８０００",
+        "＋８６　１３８－００１３－８０００",
+    ]
+    others = [f"1350000{i:04d}" for i in range(20)]
+    load(db, "E2E-6", [*one_handset, *others])
+    devenv.load_dnc(db.conn, ["+86 135-0000-0000", "１３５０００００００１"])
+    sim = start_simulator(
+        "--call-seconds", "0", "--rate-limit", "0", "--seed", "3", "--outcome-mix", "ANSWERED=1,POWER_OFF=1"
+    )  # fmt: skip
+    files_root = tmp_path / "files"
+    conf = {"batchid": "E2E-6", "creator": "张三", "calling_hours": ""}
+
+    # First task: DNC numbers are never sent; five forms of one handset are dialed once.
+    ok, output = run_dag(airflow_home, db, sim, files_root, conf, logical_date="2026-11-01T00:00:00+00:00")
+    assert ok, output[-5000:]
+    sent = dialed_phones(files_root, 1)
+    assert sorted(sent) == sorted(["13800138000", *others[2:]])
+    stats = sim.stats()
+    assert stats["distinct_numbers_dialed"] == stats["numbers_dialed"] == 19
+    rows = {r["telno"]: r for r in db.rows("select * from case_tel")}
+    assert [(rows[t]["valid_status"], rows[t]["valid_reason"]) for t in others[:2]] == [(0, "DNC")] * 2
+    handset = {(rows[t]["valid_status"], rows[t]["valid_reason"]) for t in one_handset}
+    assert handset == {
+        (1 if outcome_for("13800138000", 3, MIX) == "ANSWERED" else 0, outcome_for("13800138000", 3, MIX))
+    }
+    unknown = sorted(n for n in ["13800138000", *others[2:]] if outcome_for(n, 3, MIX) == "POWER_OFF")
+    assert 0 < len(unknown) < 19
+
+    # The creator's name survives into the file name; the summary speaks Chinese beside the codes.
+    summary = load_workbook(files_root / "task-1" / "张三-task-1-summary.xlsx")
+    assert summary.sheetnames == ["号码", "批次"]
+    numbers = list(summary["号码"].iter_rows(values_only=True))
+    assert numbers[0][:6] == (
+        "号码编号 telid",
+        "电话号码 telno",
+        "结果代码 valid_status",
+        "检测结果",
+        "原因代码 valid_reason",
+        "原因",
+    )
+    by_telno = {r[1]: r for r in numbers[1:]}
+    assert by_telno[others[0]][2:6] == (0, "未知", "DNC", "禁止呼叫")
+    assert {by_telno[t][3:6] for t in one_handset} <= {
+        ("有效", "ANSWERED", "已接听"),
+        ("未知", "POWER_OFF", "关机"),
+    }
+    assert next(summary["批次"].iter_rows(values_only=True))[:2] == ("批次序号", "号码数")
+
+    # Second task at once: the unknown numbers wait for the re-screen delay (default 24 h), nothing is dialed.
+    ok, output = run_dag(airflow_home, db, sim, files_root, conf, logical_date="2026-11-02T00:00:00+00:00")
+    assert ok, output[-5000:]
+    assert sim.stats()["numbers_dialed"] == 19 and dialed_phones(files_root, 2) == []
+
+    # With the delay over, the unknown numbers are screened again, once, and stop at the limit (2 here).
+    rules = {"CALLFILTER_RESCREEN_DELAY": "0", "CALLFILTER_RESCREEN_MAX": "2"}
+    for day in ("03", "04"):
+        ok, output = run_dag(
+            airflow_home, db, sim, files_root, conf, f"2026-11-{day}T00:00:00+00:00", **rules
+        )
+        assert ok, output[-5000:]
+    assert sorted(dialed_phones(files_root, 3)) == unknown and dialed_phones(files_root, 4) == []
+    assert sim.stats()["numbers_dialed"] == 19 + len(unknown) and sim.stats()["max_dials_per_number"] == 2
+    rows = db.rows("select telno, valid_status, valid_reason, screen_attempts from case_tel")
+    exhausted = {r["telno"] for r in rows if r["valid_reason"] == "UNREACHABLE_MAX"}
+    assert exhausted == {t for t in [*one_handset, *others] if normalised(t) in unknown}
+    assert all(r["screen_attempts"] == 2 and r["valid_status"] == 0 for r in rows if r["telno"] in exhausted)
+    assert {r["screen_attempts"] for r in rows if r["telno"] in others[:2]} == {0}
+    assert db.value("select count(*) from call_filter_task where status = 2") == 4

@@ -76,3 +76,20 @@ def test_no_cell_becomes_a_formula_and_control_characters_do_not_break_the_file(
         "138\\x010013\\x0b8000",
         "ok",
     ]
+
+
+@pytest.mark.parametrize(
+    ("creator", "name"),
+    [
+        ("张三", "张三"),
+        ("李四-ops", "李四-ops"),
+        ("王 五", "王 五"),
+        ("ana.lyst", "ana.lyst"),
+        ("../张三/x", "张三_x"),
+        ('a:b*c?d"e<f>g|h#i%j\\k', "a_b_c_d_e_f_g_h_i_j_k"),
+        ("...", "user"),
+        ("", "user"),
+    ],
+)
+def test_a_creator_keeps_their_name_in_file_names_but_no_unsafe_character(creator, name):
+    assert files.summary_path(12, creator) == f"task-12/{name}-task-12-summary.xlsx"

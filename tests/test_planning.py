@@ -1,4 +1,5 @@
-"""Plan: normalise, drop malformed and repeated numbers, split into batches and write their files."""
+"""Plan: normalise, drop malformed and repeated numbers, apply the calling rules (do-not-call, re-screening),
+split into batches and write their files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from callfilter import db as dbm
 from callfilter import files, planning
 from callfilter_dev import devenv
 from tests.batches import registered
+
+DAY = 86400
 
 
 def test_plan_normalises_dedupes_and_reruns_reuse_the_batches(db, storage):
@@ -38,7 +41,7 @@ def test_plan_normalises_dedupes_and_reruns_reuse_the_batches(db, storage):
     assert body == {
         "request_id": f"cf-{task['id']}-0001",
         "task_name": f"call filter {task['id']} batch 1/2",
-        "numbers": [{"nid": "1", "phone": "13800138000"}, {"nid": "4", "phone": "+8613900000000"}],
+        "numbers": [{"nid": "1", "phone": "13800138000"}, {"nid": "4", "phone": "13900000000"}],
         "max_attempts": 3,
         "caller_id": None,
     }
@@ -72,3 +75,123 @@ def test_request_ids_carry_the_deployment_so_two_deployments_on_one_vendor_app_n
     monkeypatch.setenv("CALLFILTER_DEPLOYMENT", "prod/eu")
     with pytest.raises(ValueError, match="CALLFILTER_DEPLOYMENT must be 1-16 letters or digits"):
         planning.request_id(7, 3)
+
+
+def planned_phones(db, filter_task_id: int) -> dict[str, list[int]]:
+    """Each number a task is to dial, with the telids that get its verdict."""
+    rows = db.rows(
+        "select d.phone, d.telid from call_filter_send_detail d join call_filter_send_batch b "
+        "on b.id = d.filter_send_batch_id where b.filter_task_id = %s order by d.telid",
+        (filter_task_id,),
+    )
+    phones: dict[str, list[int]] = {}
+    for row in rows:
+        phones.setdefault(row["phone"], []).append(row["telid"])
+    return phones
+
+
+def test_chinese_data_entry_forms_of_one_mobile_are_one_number_dialed_once(db, storage):
+    numbers = [
+        "13800138000",
+        "+86 138 0013 8000",
+        "0086-138-0013-8000",
+        "8613800138000",
+        "１３８００１３８０００",  # full-width digits
+        "＋８６　１３８－００１３－８０００",  # full-width plus, dash and space
+        "（０２１）１２３４５６７８",  # a Shanghai landline in full-width brackets
+        "861380013800",  # 86 before 10 digits is not a mainland mobile: kept as written
+        "+44 20 7946 0958",
+    ]
+    devenv.load_case_tel(db.conn, "CN1", numbers)
+    task = registered(db, "CN1")
+    with dbm.connect() as conn:
+        (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
+    assert planned_phones(db, task["id"]) == {
+        "13800138000": [1, 2, 3, 4, 5, 6],
+        "02112345678": [7],
+        "861380013800": [8],
+        "+442079460958": [9],
+    }
+    body = storage.read_json(files.request_path(task["id"], 1))
+    assert [n["phone"] for n in body["numbers"]] == [
+        "13800138000",
+        "02112345678",
+        "861380013800",
+        "+442079460958",
+    ]
+    assert batch.numbers == 4 and db.value("select count(*) from case_tel where valid_status <> 0") == 0
+
+
+def test_numbers_on_the_do_not_call_list_are_never_planned(db, storage):
+    devenv.load_case_tel(
+        db.conn, "DNC1", ["13500000001", "１３５０００００００２", "135 0000 0003", "13500000004"]
+    )
+    # The list holds numbers as people write them; one number was found invalid before it was put on it.
+    devenv.load_dnc(db.conn, ["+86 135-0000-0001", "13500000002", "0086 13500000003"])
+    db.conn.execute("update case_tel set valid_status = 2, valid_reason = 'VACANT' where telid = 3")
+    task = registered(db, "DNC1")
+    with dbm.connect() as conn:
+        planning.plan_batches(conn, task, storage, max_batches=1024)
+    assert planned_phones(db, task["id"]) == {"13500000004": [4]}
+    assert [n["phone"] for n in storage.read_json(files.request_path(task["id"], 1))["numbers"]] == [
+        "13500000004"
+    ]
+    rows = db.rows("select telid, valid_status, valid_reason, screen_attempts from case_tel order by telid")
+    assert [(r["valid_status"], r["valid_reason"], r["screen_attempts"]) for r in rows] == [
+        (0, "DNC", 0),
+        (0, "DNC", 0),
+        (0, "DNC", 0),
+        (0, None, 1),
+    ]
+
+
+def test_rescreening_waits_for_the_delay_stops_at_the_limit_and_can_refresh_old_valid_numbers(
+    db, storage, monkeypatch
+):
+    devenv.load_case_tel(db.conn, "RS1", [f"1350000000{i}" for i in range(1, 8)])
+    ago = "now() - make_interval(hours => %s)"
+    for telid, status, reason, attempts, screened_hours_ago, checked_hours_ago in [
+        (1, 0, "POWER_OFF", 1, 1, 1),  # unknown, screened an hour ago: waits for the delay
+        (2, 0, "POWER_OFF", 1, 25, 25),  # unknown, screened yesterday: screened again
+        (3, 0, "CALL_LIMIT", 2, 48, 48),  # unknown, screened twice already: the third and last time
+        (4, 0, "UNREACHABLE", 3, 48, 48),  # unknown after 3 screenings: left alone as UNREACHABLE_MAX
+        (5, 1, "ANSWERED", 1, 24 * 40, 24 * 40),  # valid 40 days ago: refreshed (age set to 30 days)
+        (6, 1, "ANSWERED", 1, 24, 24),  # valid yesterday: left alone
+        (7, 2, "VACANT", 1, 1, 1),  # invalid: screened again like any number not valid
+    ]:
+        db.conn.execute(
+            "update case_tel set valid_status = %s, valid_reason = %s, screen_attempts = %s, "
+            f"last_screened_at = {ago}, valid_checked_at = {ago} where telid = %s",
+            (status, reason, attempts, screened_hours_ago, checked_hours_ago, telid),
+        )
+    monkeypatch.setenv("CALLFILTER_VALID_RESCREEN_AGE", str(30 * DAY))
+    task = registered(db, "RS1")
+    with dbm.connect() as conn:
+        planning.plan_batches(conn, task, storage, max_batches=1024)
+    assert sorted(planned_phones(db, task["id"]).values()) == [[2], [3], [5], [7]]
+    rows = {r["telid"]: r for r in db.rows("select * from case_tel")}
+    assert {t: (r["valid_status"], r["valid_reason"], r["screen_attempts"]) for t, r in rows.items()} == {
+        1: (0, "POWER_OFF", 1),
+        2: (0, "POWER_OFF", 2),
+        3: (0, "CALL_LIMIT", 3),
+        4: (0, "UNREACHABLE_MAX", 3),
+        5: (1, "ANSWERED", 2),
+        6: (1, "ANSWERED", 1),
+        7: (2, "VACANT", 2),
+    }
+    assert db.value("select count(*) from case_tel where last_screened_at > now() - interval '1 minute'") == 4
+
+
+def test_rescreening_settings_are_read_from_the_environment(monkeypatch):
+    from callfilter import rules
+
+    for name in (rules.RESCREEN_DELAY_ENV, rules.RESCREEN_MAX_ENV, rules.VALID_RESCREEN_AGE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert rules.screening_rules() == rules.ScreeningRules(86400.0, 3, None)
+    monkeypatch.setenv(rules.RESCREEN_DELAY_ENV, "3600")
+    monkeypatch.setenv(rules.RESCREEN_MAX_ENV, "5")
+    monkeypatch.setenv(rules.VALID_RESCREEN_AGE_ENV, "2592000")
+    assert rules.screening_rules() == rules.ScreeningRules(3600.0, 5, 2592000.0)
+    monkeypatch.setenv(rules.RESCREEN_MAX_ENV, "0")
+    with pytest.raises(ValueError, match="CALLFILTER_RESCREEN_MAX must be a number of at least 1, got '0'"):
+        rules.screening_rules()

@@ -44,7 +44,7 @@ def test_schema_applies_twice_and_changes_nothing(db):
     dict_before = db.rows("select * from call_filter_dict order by 1, 2")
     # An operator changes a rule; a second apply must keep it.
     db.conn.execute(
-        "update call_filter_dict set name = 'unknown' where dict_type = 'verdict_rule' and code = 'BUSY'"
+        "update call_filter_dict set verdict = 0, name_zh = '未知' where dict_type = 'verdict_rule' and code = 'BUSY'"
     )
     with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
         conn.row_factory = psycopg.rows.dict_row
@@ -53,10 +53,9 @@ def test_schema_applies_twice_and_changes_nothing(db):
     assert catalog(db) == before
     dict_after = db.rows("select * from call_filter_dict order by 1, 2")
     assert len(dict_after) == len(dict_before)
-    assert (
-        db.value("select name from call_filter_dict where dict_type = 'verdict_rule' and code = 'BUSY'")
-        == "unknown"
-    )
+    assert db.rows(
+        "select verdict, name_zh from call_filter_dict where dict_type = 'verdict_rule' and code = 'BUSY'"
+    ) == [{"verdict": 0, "name_zh": "未知"}]
 
 
 def db_module_apply(conn) -> None:
@@ -72,10 +71,63 @@ def test_schema_applies_to_an_empty_database(database):
 
 
 def test_rule_table_is_the_contracts_default(db):
-    rules = {r["code"]: r["name"] for r in db.rows(
-        "select code, name from call_filter_dict where dict_type = 'verdict_rule'"
+    rules = {r["code"]: r["verdict"] for r in db.rows(
+        "select code, verdict from call_filter_dict where dict_type = 'verdict_rule'"
     )}  # fmt: skip
-    assert rules == contract.DEFAULT_VERDICT_RULES
+    assert rules == {
+        code: codes.ValidStatus[verdict.upper()] for code, verdict in contract.DEFAULT_VERDICT_RULES.items()
+    }
+
+
+def test_every_code_has_a_chinese_label(db):
+    rows = db.rows("select dict_type, code, name_zh from call_filter_dict order by 1, 2")
+    assert [r for r in rows if not r["name_zh"] or r["name_zh"].isascii()] == []
+    labels = {(r["dict_type"], r["code"]): r["name_zh"] for r in rows}
+    assert [labels["valid_status", c] for c in "012"] == ["未知", "有效", "无效"]
+    assert labels["task_status", "1"] == "运行中" and labels["verdict_rule", "POWER_OFF"] == "关机"
+
+
+def test_an_existing_database_keeps_its_rules_and_gets_verdict_codes_and_labels(db):
+    # A database from before: no verdict or name_zh columns, an operator's rule edited by name.
+    db.conn.execute("alter table call_filter_dict drop column verdict, drop column name_zh")
+    db.conn.execute(
+        "update call_filter_dict set name = 'unknown' where dict_type = 'verdict_rule' and code = 'BUSY'"
+    )
+    with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
+        db_module_apply(conn)
+    assert (
+        db.value("select verdict from call_filter_dict where dict_type = 'verdict_rule' and code = 'BUSY'")
+        == 0
+    )
+    assert (
+        db.value(
+            "select verdict from call_filter_dict where dict_type = 'verdict_rule' and code = 'ANSWERED'"
+        )
+        == 1
+    )
+    assert db.value("select count(*) from call_filter_dict where name_zh is null") == 0
+    assert "screen_attempts" in {r["column_name"] for r in db.rows(
+        "select column_name from information_schema.columns where table_name = 'case_tel'"
+    )}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("written", "dialed"),
+    [
+        ("138 0013-8000", "13800138000"),
+        ("+86 138 0013 8000", "13800138000"),
+        ("0086(138)00138000", "13800138000"),
+        ("8613800138000", "13800138000"),
+        ("１３８００１３８０００", "13800138000"),
+        ("＋８６　１３８．００１３．８０００", "13800138000"),
+        ("（０１０）８８８８８８８８", "01088888888"),
+        ("+8612345678901", "+8612345678901"),  # not a mainland mobile after +86: kept
+        ("+1 (415) 555-0100", "+14155550100"),
+        ("abc", "abc"),
+    ],
+)
+def test_callfilter_phone_reads_numbers_as_chinese_data_entry_writes_them(db, written, dialed):
+    assert db.value("select callfilter_phone(%s)", (written,)) == dialed
 
 
 def test_business_system_registers_a_task_with_three_columns(db):

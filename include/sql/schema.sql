@@ -10,6 +10,30 @@ create table if not exists case_tel (
     valid_checked_at timestamptz
 );
 create index if not exists case_tel_batchid_status_idx on case_tel (batchid, valid_status);
+-- Re-screening: how many filter tasks planned to dial a row's number, and when the last one did.
+alter table case_tel add column if not exists screen_attempts smallint not null default 0;
+alter table case_tel add column if not exists last_screened_at timestamptz;
+
+-- A number as it is dialed: full-width digits and signs (Chinese data entry) read as ASCII; spaces, dashes,
+-- dots and brackets stripped (a leading + kept); a mainland mobile written with +86, 0086 or 86 in front is
+-- the bare 11-digit number. Planning and the do-not-call list compare numbers in this form.
+create or replace function callfilter_phone(telno text) returns text
+language sql immutable strict parallel safe
+as $$
+    select regexp_replace(
+        regexp_replace(
+            translate(telno, '０１２３４５６７８９＋－（）．［］　', '0123456789+-().[] '),
+            '[[:space:]().\[\]-]', '', 'g'),
+        '^(\+86|0086|86)(1[3-9][0-9]{9})$', '\2')
+$$;
+
+-- Do-not-call: numbers on it (in any written form) are never sent; their rows stay unknown with reason DNC.
+create table if not exists call_filter_dnc (
+    telno varchar(32) primary key,
+    reason text,
+    createtime timestamptz not null default now()
+);
+create index if not exists call_filter_dnc_phone_idx on call_filter_dnc (callfilter_phone(telno));
 
 -- One filter task per screening of a batchid; the business system may insert status 0 rows itself.
 create table if not exists call_filter_task (
@@ -148,6 +172,10 @@ create table if not exists call_filter_dict (
     remark text,
     primary key (dict_type, code)
 );
+-- Each code's Chinese label, for the people who read the dictionary and the summary xlsx. A verdict rule's
+-- verdict is a valid_status code: relabelling a status (name or name_zh) changes no verdict.
+alter table call_filter_dict add column if not exists name_zh varchar(64);
+alter table call_filter_dict add column if not exists verdict smallint;
 
 -- Seeded once; an operator's later edits (e.g. a changed verdict rule) are kept.
 insert into call_filter_dict (dict_type, code, name, remark) values
@@ -219,3 +247,72 @@ select b.filter_task_id, b.id as filter_send_batch_id, b.batch_order, b.totalnum
 from call_filter_send_batch b
 left join call_filter_send_batch_log l on l.filter_send_batch_id = b.id
 left join call_filter_dict s on s.dict_type = 'batch_status' and s.code = b.status::text;
+
+-- Screening exhausted: the reason of a number still unknown after CALLFILTER_RESCREEN_MAX screenings.
+insert into call_filter_dict (dict_type, code, name, remark) values
+    ('valid_reason', 'UNREACHABLE_MAX', 'screening exhausted', 'still unknown after the most screenings allowed; left alone')
+on conflict (dict_type, code) do nothing;
+
+-- A rule's verdict code, from its verdict name where it has none yet (rules seeded or edited before the column
+-- existed); an operator changes a rule with `set verdict = 0`.
+update call_filter_dict r set verdict = s.code::smallint
+from call_filter_dict s
+where r.dict_type = 'verdict_rule' and r.verdict is null and s.dict_type = 'valid_status' and s.name = r.name;
+do $$ begin
+    if not exists (select from pg_constraint where conrelid = 'call_filter_dict'::regclass
+                   and conname = 'call_filter_dict_verdict_check') then
+        alter table call_filter_dict add constraint call_filter_dict_verdict_check check (
+            dict_type <> 'verdict_rule' or verdict in (0, 1, 2)
+        ); end if; end
+$$;
+
+-- Chinese labels, set where a row has none: an operator's own label is kept.
+update call_filter_dict d set name_zh = v.name_zh
+from (values
+    ('task_status', '0', '已登记'),
+    ('task_status', '1', '运行中'),
+    ('task_status', '2', '已完成'),
+    ('task_status', '3', '失败'),
+    ('task_status', '4', '完成（有错误）'),
+    ('task_step', '0', '未开始'),
+    ('task_step', '1', '已登记'),
+    ('task_step', '2', '已分批'),
+    ('task_step', '3', '发送中'),
+    ('task_step', '4', '结果已回写'),
+    ('task_step', '5', '已完成'),
+    ('batch_status', '0', '已分批'),
+    ('batch_status', '1', '已发送'),
+    ('batch_status', '2', '结果已入库'),
+    ('batch_status', '3', '失败'),
+    ('vendor_end', 'TIMEOUT', '超时'),
+    ('vendor_end', 'WINDOW_CLOSED', '呼叫时段结束'),
+    ('send_flag', '0', '未进行'),
+    ('send_flag', '1', '成功'),
+    ('send_flag', '-1', '失败'),
+    ('query_flag', '0', '未进行'),
+    ('query_flag', '1', '成功'),
+    ('query_flag', '-1', '失败'),
+    ('valid_status', '0', '未知'),
+    ('valid_status', '1', '有效'),
+    ('valid_status', '2', '无效'),
+    ('valid_reason', 'FORMAT', '号码格式错误'),
+    ('valid_reason', 'BLACKLIST', '供应商黑名单'),
+    ('valid_reason', 'DNC', '禁止呼叫'),
+    ('valid_reason', 'UNREACHABLE_MAX', '多次检测仍无法确定'),
+    ('call_info', 'ACCEPTED', '已受理'),
+    ('call_info', 'REJECTED:FORMAT', '拒绝：格式错误'),
+    ('call_info', 'REJECTED:BLACKLIST', '拒绝：黑名单'),
+    ('call_info', 'REJECTED:DUPLICATE', '拒绝：重复号码'),
+    ('verdict_rule', 'ANSWERED', '已接听'),
+    ('verdict_rule', 'NO_ANSWER', '无人接听'),
+    ('verdict_rule', 'BUSY', '占线'),
+    ('verdict_rule', 'REJECTED', '拒接'),
+    ('verdict_rule', 'VACANT', '空号'),
+    ('verdict_rule', 'SUSPENDED', '停机'),
+    ('verdict_rule', 'INVALID_FORMAT', '号码格式错误'),
+    ('verdict_rule', 'POWER_OFF', '关机'),
+    ('verdict_rule', 'UNREACHABLE', '无法接通'),
+    ('verdict_rule', 'NETWORK_ERROR', '网络错误'),
+    ('verdict_rule', 'CALL_LIMIT', '呼叫受限')
+) as v (dict_type, code, name_zh)
+where d.dict_type = v.dict_type and d.code = v.code and d.name_zh is null;

@@ -1,9 +1,9 @@
 -- The summary's batches sheet: each batch's durations (call_filter_batch_progress) and outcome counts.
 select p.batch_order, p.totalnum, p.task_id as vendor_task_id, p.send_res_suminfo, p.send_seconds,
        p.query_seconds, p.vendor_status, p.query_res_suminfo,
-       count(q.id) filter (where r.name = 'valid') as valid,
-       count(q.id) filter (where r.name = 'invalid') as invalid,
-       count(q.id) filter (where coalesce(r.name, 'unknown') = 'unknown' and q.id is not null) as unknown
+       count(q.id) filter (where r.verdict = %(verdict_valid)s) as valid,
+       count(q.id) filter (where r.verdict = %(verdict_invalid)s) as invalid,
+       count(q.id) filter (where coalesce(r.verdict, %(verdict_unknown)s) = %(verdict_unknown)s and q.id is not null) as unknown
 from call_filter_batch_progress p
 left join call_filter_send_queryres q on q.filter_send_batch_id = p.filter_send_batch_id
 left join call_filter_dict r on r.dict_type = 'verdict_rule' and r.code = q.call_status

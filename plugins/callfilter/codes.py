@@ -70,6 +70,7 @@ class ValidReason(enum.StrEnum):
     MALFORMED_NUMBER = "FORMAT"
     VENDOR_BLACKLIST = "BLACKLIST"
     DO_NOT_CALL = "DNC"
+    SCREENING_EXHAUSTED = "UNREACHABLE_MAX"
 
 
 # The parameter name of a code in the SQL files: prefix + "_" + member name in lower case.

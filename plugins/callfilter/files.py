@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -128,9 +129,15 @@ def _cell(sheet: Any, value: Any) -> Any:
     return value
 
 
+# Characters unsafe in a file name or an object store URL: separators, control characters, wildcards, and
+# the characters a URL reads as query, fragment or escape.
+_UNSAFE_IN_PATH = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#%]+')
+
+
 def safe_name(text: str) -> str:
-    """A file-name-safe form of a user-given name."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
+    """A user-given name as a file name: itself (张三, 李四-ops), with only the characters unsafe in a path
+    replaced by "_" and no leading or trailing dots or spaces."""
+    cleaned = _UNSAFE_IN_PATH.sub("_", unicodedata.normalize("NFC", text)).strip(" ._")
     return cleaned[:64] or "user"
 
 

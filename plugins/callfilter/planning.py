@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from callfilter import db, files
+from callfilter import db, files, rules
 from callfilter.errors import PlanError
 from callfilter.params import deployment
 
@@ -53,6 +53,7 @@ def plan_batches(
         "batchid": task["batchid"],
         "batch_size": task["batch_size"],
         "creator": task["creator"],
+        **rules.screening_rules().sql_params(),
     }
     with conn.transaction():
         db.run(conn, "lock_filter_task", params)

@@ -13,11 +13,24 @@ from callfilter.verdicts import verdict_counts
 
 log = logging.getLogger(__name__)
 
-NUMBER_COLUMNS = ["telid", "telno", "verdict", "valid_reason", "valid_checked_at"]
-NUMBER_HEADER = [*NUMBER_COLUMNS[:-1], "valid_checked_at (UTC)"]
-BATCH_COLUMNS = [
-    "batch_order", "numbers", "vendor_task_id", "send_result", "send_seconds", "query_seconds",
-    "vendor_status", "query_result", "valid", "invalid", "unknown",
+# The summary the creator opens: Chinese sheet names and headers, each code beside its Chinese label (the
+# labels are call_filter_dict.name_zh). Times are UTC wall time (xlsx has no time zones).
+NUMBERS_SHEET = "号码"
+BATCHES_SHEET = "批次"
+NUMBER_COLUMNS = [
+    ("telid", "号码编号 telid"),
+    ("telno", "电话号码 telno"),
+    ("valid_status", "结果代码 valid_status"),
+    ("verdict_label", "检测结果"),
+    ("valid_reason", "原因代码 valid_reason"),
+    ("reason_label", "原因"),
+    ("screen_attempts", "检测次数"),
+    ("last_screened_at", "最近检测时间 (UTC)"),
+    ("valid_checked_at", "结果时间 (UTC)"),
+]
+BATCH_HEADER = [
+    "批次序号", "号码数", "供应商任务ID", "发送结果", "发送耗时（秒）", "查询耗时（秒）",
+    "供应商任务状态", "查询结果", "有效", "无效", "未知",
 ]  # fmt: skip
 
 
@@ -65,8 +78,12 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         url = storage.write_xlsx(
             path,
             [
-                ("numbers", NUMBER_HEADER, ([r[c] for c in NUMBER_COLUMNS] for r in cur)),
-                ("batches", BATCH_COLUMNS, (list(b.values()) for b in batches)),
+                (
+                    NUMBERS_SHEET,
+                    [header for _, header in NUMBER_COLUMNS],
+                    ([r[c] for c, _ in NUMBER_COLUMNS] for r in cur),
+                ),
+                (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
             ],
         )
     counts = verdict_counts(conn, task["batchid"])

@@ -7,20 +7,24 @@ from typing import Any
 
 import psycopg
 
-from callfilter import codes, db
+from callfilter import codes, db, rules
 
 log = logging.getLogger(__name__)
 
 
 def apply_batch_verdicts(conn: psycopg.Connection[Any], filter_task_id: int, batch_id: int) -> int:
     """The verdicts of one batch's stored results (inside the caller's transaction); returns rows updated."""
-    return db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id, "batch_id": batch_id})
+    return db.run(conn, "apply_verdicts", _params(filter_task_id, batch_id))
+
+
+def _params(filter_task_id: int, batch_id: int | None) -> dict[str, Any]:
+    return {"filter_task_id": filter_task_id, "batch_id": batch_id, **rules.screening_rules().sql_params()}
 
 
 def apply_verdicts(conn: psycopg.Connection[Any], filter_task_id: int) -> int:
     """Reconcile: every stored result of the task through the rule table; returns the rows updated."""
     with conn.transaction():
-        updated = db.run(conn, "apply_verdicts", {"filter_task_id": filter_task_id, "batch_id": None})
+        updated = db.run(conn, "apply_verdicts", _params(filter_task_id, None))
         db.run(
             conn,
             "mark_task_step",
