@@ -194,3 +194,9 @@ insert into call_filter_dict (dict_type, code, name, remark) values
     ('verdict_rule', 'NETWORK_ERROR', 'unknown', 'carrier congestion or failure'),
     ('verdict_rule', 'CALL_LIMIT', 'unknown', 'vendor frequency or time-window limit')
 on conflict (dict_type, code) do nothing;
+
+-- The poller (call_filter_poller) claims status-0 rows oldest first; an operator may cancel a task (status 5).
+create index if not exists call_filter_task_pending_idx on call_filter_task (createtime, id) where status = 0;
+insert into call_filter_dict (dict_type, code, name, remark) values
+    ('task_status', '5', 'cancelled', 'stopped by an operator (call_filter_cancel): no further batch is sent; what was dialed is stored and applied')
+on conflict (dict_type, code) do nothing;
