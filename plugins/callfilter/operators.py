@@ -164,9 +164,9 @@ class BatchOperator(BaseOperator):
         from callfilter import cancelling, codes, files, sending
 
         reason = cancelling.is_cancelled(conn, batch["filter_task_id"])
-        if reason is None:
+        if reason is None or batch["status"] == codes.BatchStatus.STORED:
             return
-        if batch["status"] != codes.BatchStatus.STORED and sending.is_dialing(batch_log):
+        if sending.is_dialing(batch_log):
             cancelling.stop_vendor_task(conn, self._hook(), files.Storage(), batch_log)
         raise cancelling.TaskCancelled(
             f"filter task {batch['filter_task_id']} {reason}: nothing more is sent"
