@@ -11,10 +11,37 @@ def dagbag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+DAG_IDS = ["call_filter", "call_filter_poller", "call_filter_cancel", "call_filter_housekeeping"]
+
+
 def test_dags_import_without_errors():
     bag = dagbag()
     assert bag.import_errors == {}
-    assert "call_filter" in bag.dags
+    assert set(bag.dags) == set(DAG_IDS)
+
+
+def test_poller_polls_every_5_minutes_and_starts_call_filter_runs_once():
+    from datetime import timedelta
+
+    dag = dagbag().dags["call_filter_poller"]
+    assert dag.schedule == timedelta(minutes=5)
+    assert not dag.catchup
+    start = dag.get_task("start_run")
+    assert type(start).__name__ == "MappedOperator"
+    assert start.partial_kwargs["trigger_dag_id"] == "call_filter"
+    assert start.partial_kwargs["skip_when_already_exists"] is True
+    assert {t.task_id: {d.task_id for d in t.downstream_list} for t in dag.tasks} == {
+        "poll": {"start_run"},
+        "start_run": set(),
+    }
+
+
+def test_cancel_takes_a_filter_task_id_and_housekeeping_runs_daily():
+    bag = dagbag()
+    cancel = bag.dags["call_filter_cancel"]
+    assert cancel.params.get_param("filter_task_id").schema == {"type": "integer", "minimum": 1}
+    assert cancel.schedule is None
+    assert bag.dags["call_filter_housekeeping"].schedule == "@daily"
 
 
 def test_every_dag_has_tags_docs_and_retries():
@@ -121,7 +148,7 @@ def run_as_airflow(tmp_path, script: str, *args: str) -> dict:
 def test_parsing_the_dag_file_imports_nothing_heavy(tmp_path):
     parsed = run_as_airflow(tmp_path, _PARSE, str(ROOT / "dags"))
     assert parsed["import_errors"] == {}
-    assert parsed["dags"] == ["call_filter"]
+    assert parsed["dags"] == sorted(DAG_IDS)
     modules = set(parsed["modules"])
     assert not {m for m in modules if m.split(".")[0] in HEAVY_MODULES}
     # fsspec only as Airflow itself imports it, before the DAG file is read.

@@ -41,3 +41,18 @@ def test_final_errors_fail_without_retry(db):
     with pytest.raises(AirflowFailException, match="batch_size: must be an integer from 1 to 1000"):
         with task_outcome():
             register_run({"batchid": "X", "batch_size": 0}, "run-x")
+
+
+def test_a_registered_task_that_cannot_be_screened_ends_failed_not_at_zero(db):
+    import pytest
+
+    from callfilter.errors import RegistrationError
+    from callfilter.registration import register_run
+
+    task_id = db.value(
+        "insert into call_filter_task (status, batchid, creator) values (0, 'EMPTY', 'crm') returning id"
+    )
+    with pytest.raises(RegistrationError, match="batchid EMPTY has no numbers"):
+        register_run({"batchid": "EMPTY", "filter_task_id": task_id, "calling_hours": ""}, "manual__1")
+    task = db.rows("select status, message from call_filter_task")[0]
+    assert task == {"status": 3, "message": "batchid EMPTY has no numbers"}

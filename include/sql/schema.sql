@@ -225,6 +225,12 @@ insert into call_filter_dict (dict_type, code, name, remark) values
     ('verdict_rule', 'CALL_LIMIT', 'unknown', 'vendor frequency or time-window limit')
 on conflict (dict_type, code) do nothing;
 
+-- The poller (call_filter_poller) claims status-0 rows oldest first; an operator may cancel a task (status 5).
+create index if not exists call_filter_task_pending_idx on call_filter_task (createtime, id) where status = 0;
+insert into call_filter_dict (dict_type, code, name, remark) values
+    ('task_status', '5', 'cancelled', 'stopped by an operator (call_filter_cancel): no further batch is sent; what was dialed is stored and applied')
+on conflict (dict_type, code) do nothing;
+
 -- Each batch of a task as it stands, readable while the task runs (a batch not sent yet has no log: its
 -- flags are null). send_seconds runs from the send's first try to the vendor's answer, query_seconds from
 -- the query's first status request to its results stored (or failed); a running one counts up to now.
@@ -274,6 +280,7 @@ from (values
     ('task_status', '2', '已完成'),
     ('task_status', '3', '失败'),
     ('task_status', '4', '完成（有错误）'),
+    ('task_status', '5', '已取消'),
     ('task_step', '0', '未开始'),
     ('task_step', '1', '已登记'),
     ('task_step', '2', '已分批'),

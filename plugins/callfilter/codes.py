@@ -18,6 +18,7 @@ class TaskStatus(enum.IntEnum):
     FINISHED = 2
     FAILED = 3
     FINISHED_WITH_ERRORS = 4
+    CANCELLED = 5
 
 
 class TaskStep(enum.IntEnum):

@@ -26,6 +26,12 @@ DEFAULT_POLL_INTERVAL = 60.0
 VENDOR_BUSY_WAIT = 30.0  # seconds before asking again after a 42902 or a 5xx without Retry-After
 
 
+def query_timeout() -> timedelta:
+    """How long a vendor task may dial: CALLFILTER_QUERY_TIMEOUT seconds (default 24 h)."""
+    env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
+    return timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
+
+
 class BatchOperator(BaseOperator):
     """Shared by send and query: one batch (the descriptor plan made) toward stored results."""
 
@@ -55,10 +61,7 @@ class BatchOperator(BaseOperator):
 
     def _timeout(self) -> timedelta:
         """How long a vendor task may dial: the query timeout."""
-        if self.vendor_timeout is not None:
-            return self.vendor_timeout
-        env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
-        return timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
+        return self.vendor_timeout if self.vendor_timeout is not None else query_timeout()
 
     def _deadline(self, batch_log: dict[str, Any]) -> float:
         """The vendor task's deadline: the query timeout after it was created."""
@@ -149,6 +152,7 @@ class BatchOperator(BaseOperator):
         with db.connect() as conn:
             batch = sending.load_batch(conn, self.batch["batch_id"])
             batch_log = sending.batch_log(conn, batch["batch_id"])
+            self._stop_if_cancelled(conn, batch, batch_log)
             with conn.transaction():
                 db.run(conn, "reopen_task", {"filter_task_id": batch["filter_task_id"]})
             if batch["status"] == codes.BatchStatus.STORED:
@@ -177,6 +181,20 @@ class BatchOperator(BaseOperator):
         if self.stops_when_sent:
             return batch_log["id"]
         self._wait_for_vendor_task(batch_log, batch["calling_hours"])
+
+    def _stop_if_cancelled(self, conn: Any, batch: dict[str, Any], batch_log: dict[str, Any]) -> None:
+        """A cancelled task sends nothing more; a vendor task of it still dialing is cancelled and what it
+        dialed is stored (call_filter_cancel does the same; whichever comes first)."""
+        from callfilter import cancelling, codes, files, sending
+
+        reason = cancelling.is_cancelled(conn, batch["filter_task_id"])
+        if reason is None or batch["status"] == codes.BatchStatus.STORED:
+            return
+        if sending.is_dialing(batch_log):
+            cancelling.stop_vendor_task(conn, self._hook(), files.Storage(), batch_log)
+        raise cancelling.TaskCancelled(
+            f"filter task {batch['filter_task_id']} {reason}: nothing more is sent"
+        )
 
     def _send(self, batch: dict[str, Any], batch_log: dict[str, Any]) -> dict[str, Any]:
         """Create the vendor task of the batch's current attempt, waiting (deferred) as long as needed."""
@@ -214,6 +232,7 @@ class BatchOperator(BaseOperator):
                     ),
                     method_name="resume",
                 )
+            self._stop_if_cancelled(conn, batch, batch_log)  # cancelled while this send waited
             try:
                 return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
             except VendorRetryableError as exc:  # a final refusal fails the task (errors.task_outcome)

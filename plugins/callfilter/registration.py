@@ -11,7 +11,7 @@ import psycopg
 
 from callfilter import db
 from callfilter.codes import TaskStatus, TaskStep
-from callfilter.errors import RegistrationError
+from callfilter.errors import FinalError, RegistrationError
 from callfilter.params import RunParams, validate_params
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
                     f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
                 )
         else:
-            task = db.one(conn, "get_task_by_run", {"dag_run_id": dag_run_id})
+            task = db.one(conn, "get_task_by_run", {"dag_run_id": dag_run_id, "batchid": params.batchid})
+        if task and task["status"] == TaskStatus.CANCELLED:
+            raise RegistrationError(f"filter task {task['id']} was cancelled: {task['message']}")
         if task and task["status"] == TaskStatus.RUNNING and task["dag_run_id"] not in (None, dag_run_id):
             raise RegistrationError(f"filter task {task['id']} is being run by DAG run {task['dag_run_id']}")
         batchid = task["batchid"] if task else params.batchid
@@ -101,10 +103,18 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
 
 
 def register_run(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
-    """The register task: validate the params, create or claim the filter task; returns it for XCom."""
-    run_params = validate_params(params)
+    """The register task: validate the params, create or claim the filter task; returns it for XCom.
+
+    A task the business system registered (status 0) that cannot be screened ends failed with the reason,
+    rather than staying at 0 and blocking its batchid."""
     with db.connect() as conn:
-        registered = register_task(conn, run_params, dag_run_id)
+        try:
+            registered = register_task(conn, validate_params(params), dag_run_id)
+        except FinalError as exc:
+            task_id = params.get("filter_task_id")
+            if isinstance(task_id, int):
+                fail_registered(conn, task_id, str(exc))
+            raise
     if registered.nothing_to_screen:
         log.info("batchid %s has nothing left to screen: no vendor call will be made", registered.batchid)
     return {
@@ -112,6 +122,17 @@ def register_run(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
         "batchid": registered.batchid,
         "totalnum": registered.totalnum,
     }
+
+
+def fail_registered(conn: psycopg.Connection[Any], filter_task_id: int, reason: str) -> bool:
+    """End a status-0 task with a failed status and the reason in `message`; False if it is not at 0."""
+    with conn.transaction():
+        failed = db.run(
+            conn, "fail_registered_task", {"filter_task_id": filter_task_id, "message": reason[:2000]}
+        )
+    if failed:
+        log.warning("filter task %s cannot be screened: %s", filter_task_id, reason)
+    return bool(failed)
 
 
 def registered_task_id(filter_task: Mapping[str, Any] | None) -> int:

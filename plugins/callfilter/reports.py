@@ -88,10 +88,14 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         )
     counts = verdict_counts(conn, task["batchid"])
     log.info(
-        "filter task %s (batchid %s) finished%s: %d valid, %d invalid, %d unknown; summary %s",
+        "filter task %s (batchid %s) %s: %d valid, %d invalid, %d unknown; summary %s",
         filter_task_id,
         task["batchid"],
-        " with errors" if errors else "",
+        "cancelled"
+        if task["status"] == codes.TaskStatus.CANCELLED
+        else "finished with errors"
+        if errors
+        else "finished",
         counts["valid"],
         counts["invalid"],
         counts["unknown"],
@@ -103,6 +107,7 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         **counts,
         "batches": len(batches),
         "errors": errors,
+        "cancelled": task["message"] if task["status"] == codes.TaskStatus.CANCELLED else None,
         "summary": url,
         "files": storage.url(files.task_dir(filter_task_id)),
     }
@@ -124,7 +129,10 @@ class FinishedWithErrors(FinalError):
 
 
 def fail_on_batch_errors(summary: dict[str, Any]) -> None:
-    """A task finished with errors fails its run, so the grid shows it; the task row says which batches."""
+    """A task finished with errors fails its run, so the grid shows it; the task row says which batches.
+    So does a cancelled task."""
+    if summary.get("cancelled"):
+        raise FinishedWithErrors(f"filter task {summary['filter_task_id']} was {summary['cancelled']}")
     if summary.get("errors"):
         raise FinishedWithErrors(
             f"filter task {summary['filter_task_id']} finished with errors: {summary['errors']}. "
