@@ -30,7 +30,7 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-simulator: venv  ## a call-center simulator on :8099 (see --help for options)
+simulator: venv  ## a vendor simulator on :8099 (see --help for options)
 	$(BIN)/python -m callfilter_dev.simulator --port 8099
 
 clean:

@@ -1,7 +1,7 @@
 """The development environment of callfilter: not deployed, not on Airflow's path.
 
 `devenv` (embedded PostgreSQL, sample data, the simulator process, a local Airflow's settings) and
-`simulator` (the call center on a laptop: `python -m callfilter_dev.simulator`) serve the demo, the tests
+`simulator` (the vendor on a laptop: `python -m callfilter_dev.simulator`) serve the demo, the tests
 and the benchmarks. The deployable code is the `callfilter` package under plugins/; this package puts
 plugins/ on sys.path, as every Airflow component has it, so `callfilter` imports the same way here.
 """

@@ -1,4 +1,4 @@
-"""A call center on a laptop: serves the batch outbound API v1 (shared/callcenter-api.md).
+"""The vendor (a call center) on a laptop: serves the batch outbound API v1 (shared/callcenter-api.md).
 
 Run it with `python -m callfilter_dev.simulator --port 8099` from the repo root; `--help` lists the options.
 Dialing is simulated on a shared pool of lines; each number's outcome is a deterministic function of the
@@ -750,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = config_from_args(args)
     app = build_app(config)
-    print(f"call-center simulator on http://{args.host}:{args.port} (app id {config.app_id})", flush=True)
+    print(f"vendor simulator on http://{args.host}:{args.port} (app id {config.app_id})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 

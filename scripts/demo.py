@@ -1,6 +1,6 @@
 """`make demo`: screen batch DEMO-1 end to end on embedded defaults and print where the results are.
 
-Embedded PostgreSQL (or CALLFILTER_DATABASE_URL), the bundled call-center simulator, and a local Airflow
+Embedded PostgreSQL (or CALLFILTER_DATABASE_URL), the bundled vendor simulator, and a local Airflow
 (SQLite metadata) running `airflow dags test call_filter`. Everything lands under .demo/.
 """
 
@@ -64,7 +64,7 @@ def main() -> int:
         flush=True,
     )
 
-    print("2/5 starting the call-center simulator ...", flush=True)
+    print("2/5 starting the vendor simulator ...", flush=True)
     port = devenv.free_port()
     simulator = devenv.start_simulator(
         port, APP_ID, APP_SECRET, "--call-seconds", str(args.call_seconds), "--lines", "60",

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real call-center simulator over HTTP, a real PostgreSQL, an Airflow home."""
+"""Shared fixtures: a real vendor simulator over HTTP, a real PostgreSQL, an Airflow home."""
 
 from __future__ import annotations
 

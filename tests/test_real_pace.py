@@ -1,4 +1,4 @@
-"""call_filter at the call center's pace, under the real Airflow components (tests/stack.py).
+"""call_filter at the vendor's pace, under the real Airflow components (tests/stack.py).
 
 Time is scaled down, not the ratios: a vendor task dials for tens of seconds (calls of ~1.5 s on 6 shared
 lines), the vendor allows 5 unfinished tasks and so does the pipeline, the query timeout is a minute and a
