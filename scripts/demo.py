@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,8 @@ def main() -> int:
     demo.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
+    # The database is made anew below: files of an earlier demo (same task ids) would be stale.
+    shutil.rmtree(demo / "files", ignore_errors=True)
     print("1/5 starting PostgreSQL ...", flush=True)
     database = devenv.Database(demo / "pgdata")
     database.create_database("callfilter")
