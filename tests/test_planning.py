@@ -195,3 +195,20 @@ def test_rescreening_settings_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv(rules.RESCREEN_MAX_ENV, "0")
     with pytest.raises(ValueError, match="CALLFILTER_RESCREEN_MAX must be a number of at least 1, got '0'"):
         rules.screening_rules()
+
+
+def test_a_stale_request_file_from_a_database_made_anew_is_written_again(db, storage):
+    # Task ids repeat in a database made anew: task 1's files of the earlier database are still there.
+    devenv.load_case_tel(db.conn, "ST1", ["13500000001", "13500000002"])
+    task = registered(db, "ST1")
+    stale = {
+        "request_id": f"cf-{task['id']}-0001",
+        "task_name": "old",
+        "numbers": [{"nid": "9", "phone": "1"}],
+    }
+    storage.write_json(files.request_path(task["id"], 1), stale)
+    with dbm.connect() as conn:
+        planning.plan_batches(conn, task, storage, max_batches=1024)
+    body = storage.read_json(files.request_path(task["id"], 1))
+    assert [n["phone"] for n in body["numbers"]] == ["13500000001", "13500000002"]
+    assert body["task_name"] == f"call filter {task['id']} batch 1/1"

@@ -88,27 +88,24 @@ def plan_batches(
 def write_batch_files(
     conn: psycopg.Connection[Any], task: dict[str, Any], storage: files.Storage, batch_count: int
 ) -> None:
-    """One request JSON (the exact body to send) and one xlsx per batch; existing files are kept."""
+    """One request JSON (the exact body to send) and one xlsx per batch. A rerun keeps files that say what
+    the database says; a file that does not (left by a database restored or made anew, where task ids
+    repeat) is written again, so a stale request is never sent."""
     with conn.transaction(), conn.cursor(name=f"plan_files_{task['id']}") as cur:
         cur.itersize = 5000
         cur.execute(db.sql("stream_planned_numbers"), {"filter_task_id": task["id"]})
         for batch_order, rows in itertools.groupby(cur, key=lambda r: r["batch_order"]):
             numbers = list(rows)
             path = files.request_path(task["id"], batch_order)
-            if not storage.exists(path):
-                storage.write_json(
-                    path,
-                    request_body(
-                        task["id"],
-                        batch_order,
-                        f"batch {batch_order}/{batch_count}",
-                        numbers,
-                        task["max_attempts"],
-                    ),
-                )
+            body = request_body(
+                task["id"], batch_order, f"batch {batch_order}/{batch_count}", numbers, task["max_attempts"]
+            )
             xlsx = files.batch_xlsx_path(task["id"], batch_order)
-            if storage.exists(xlsx):
+            if storage.exists(path) and storage.exists(xlsx) and storage.read_json(path) == body:
                 continue
+            if storage.exists(path):
+                log.warning("%s does not match the database: written again", storage.url(path))
+            storage.write_json(path, body)
             storage.write_xlsx(
                 xlsx,
                 [
