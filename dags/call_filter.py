@@ -1,5 +1,5 @@
 """
-### call_filter: screen the phone numbers of one case batch through the call center
+### call_filter: screen the phone numbers of one case batch through the vendor (a call center)
 
 One run per filter task. **register** creates the `call_filter_task` row (or picks up the one named by
 `filter_task_id`), **plan** splits the numbers to screen into batches of at most `batch_size` with a

@@ -45,28 +45,28 @@ def request_id(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
 
 
 def plan_batches(
-    conn: psycopg.Connection[Any], task: dict[str, Any], storage: files.Storage, max_batches: int
+    conn: psycopg.Connection[Any], filter_task: dict[str, Any], storage: files.Storage, max_batches: int
 ) -> list[BatchRef]:
     """The task's batches, planned now or found from an earlier run; request JSON and xlsx files written."""
     params = {
-        "filter_task_id": task["id"],
-        "batchid": task["batchid"],
-        "batch_size": task["batch_size"],
-        "creator": task["creator"],
+        "filter_task_id": filter_task["id"],
+        "batchid": filter_task["batchid"],
+        "batch_size": filter_task["batch_size"],
+        "creator": filter_task["creator"],
         **rules.screening_rules().sql_params(),
     }
     with conn.transaction():
         db.run(conn, "lock_filter_task", params)
         batches = db.all_rows(conn, "list_batches", params)
         if batches:
-            log.info("filter task %s already has %d batches: reusing them", task["id"], len(batches))
+            log.info("filter task %s already has %d batches: reusing them", filter_task["id"], len(batches))
         else:
             db.run(conn, "plan_numbers", params)
             phones = db.one(conn, "count_planned_phones")["phones"]  # type: ignore[index]
-            count = -(-phones // task["batch_size"])
+            count = -(-phones // filter_task["batch_size"])
             if count > max_batches:
                 raise PlanError(
-                    f"{phones} numbers in batches of {task['batch_size']} make {count} batches, more than "
+                    f"{phones} numbers in batches of {filter_task['batch_size']} make {count} batches, more than "
                     f"Airflow maps ({max_batches}); raise [core] max_map_length "
                     "(AIRFLOW__CORE__MAX_MAP_LENGTH) or split the batchid"
                 )
@@ -74,33 +74,38 @@ def plan_batches(
             batches = db.all_rows(conn, "list_batches", params)
             log.info(
                 "filter task %s: %d distinct numbers to dial in %d batches of up to %d",
-                task["id"],
+                filter_task["id"],
                 phones,
                 len(batches),
-                task["batch_size"],
+                filter_task["batch_size"],
             )
-    write_batch_files(conn, task, storage, len(batches))
+    write_batch_files(conn, filter_task, storage, len(batches))
     return [
-        BatchRef(task["id"], b["batch_id"], b["batch_order"], len(batches), b["totalnum"]) for b in batches
+        BatchRef(filter_task["id"], b["batch_id"], b["batch_order"], len(batches), b["totalnum"])
+        for b in batches
     ]
 
 
 def write_batch_files(
-    conn: psycopg.Connection[Any], task: dict[str, Any], storage: files.Storage, batch_count: int
+    conn: psycopg.Connection[Any], filter_task: dict[str, Any], storage: files.Storage, batch_count: int
 ) -> None:
     """One request JSON (the exact body to send) and one xlsx per batch. A rerun keeps files that say what
     the database says; a file that does not (left by a database restored or made anew, where task ids
     repeat) is written again, so a stale request is never sent."""
-    with conn.transaction(), conn.cursor(name=f"plan_files_{task['id']}") as cur:
+    with conn.transaction(), conn.cursor(name=f"plan_files_{filter_task['id']}") as cur:
         cur.itersize = 5000
-        cur.execute(db.sql("stream_planned_numbers"), {"filter_task_id": task["id"]})
+        cur.execute(db.sql("stream_planned_numbers"), {"filter_task_id": filter_task["id"]})
         for batch_order, rows in itertools.groupby(cur, key=lambda r: r["batch_order"]):
             numbers = list(rows)
-            path = files.request_path(task["id"], batch_order)
+            path = files.request_path(filter_task["id"], batch_order)
             body = request_body(
-                task["id"], batch_order, f"batch {batch_order}/{batch_count}", numbers, task["max_attempts"]
+                filter_task["id"],
+                batch_order,
+                f"batch {batch_order}/{batch_count}",
+                numbers,
+                filter_task["max_attempts"],
             )
-            xlsx = files.batch_xlsx_path(task["id"], batch_order)
+            xlsx = files.batch_xlsx_path(filter_task["id"], batch_order)
             if storage.exists(path) and storage.exists(xlsx) and storage.read_json(path) == body:
                 continue
             if storage.exists(path):
@@ -139,10 +144,10 @@ def request_body(
 def plan_run(filter_task_id: int, max_batches: int) -> list[dict[str, Any]]:
     """The plan task: plan the batches; returns one small descriptor per batch for the mapped tasks."""
     with db.connect() as conn:
-        task = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
-        if task is None:
+        filter_task = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
+        if filter_task is None:
             raise PlanError(f"filter task {filter_task_id} does not exist")
-        batches = plan_batches(conn, task, files.Storage(), max_batches)
+        batches = plan_batches(conn, filter_task, files.Storage(), max_batches)
     for batch in batches:
         log.info("%s -> %s", batch.label, files.request_path(batch.filter_task_id, batch.batch_order))
     return [batch.to_xcom() for batch in batches]

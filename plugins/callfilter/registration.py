@@ -28,27 +28,39 @@ class Registered:
 def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: str) -> Registered:
     """Create or claim the run's filter task; a rerun of the same DAG run finds the task it made."""
     with conn.transaction():
-        task = None
+        filter_task = None
         if params.filter_task_id is not None:
-            task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
-            if task is None:
+            filter_task = db.one(conn, "get_task", {"filter_task_id": params.filter_task_id})
+            if filter_task is None:
                 raise RegistrationError(f"filter_task_id {params.filter_task_id} does not exist")
-            if task["batchid"] != params.batchid:
+            if filter_task["batchid"] != params.batchid:
                 raise RegistrationError(
-                    f"filter task {task['id']} screens batchid {task['batchid']!r}, not {params.batchid!r}"
+                    f"filter task {filter_task['id']} screens batchid {filter_task['batchid']!r}, not {params.batchid!r}"
                 )
         else:
-            task = db.one(conn, "get_task_by_run", {"dag_run_id": dag_run_id, "batchid": params.batchid})
-        if task and task["status"] == TaskStatus.CANCELLED:
-            raise RegistrationError(f"filter task {task['id']} was cancelled: {task['message']}")
-        if task and task["status"] == TaskStatus.RUNNING and task["dag_run_id"] not in (None, dag_run_id):
-            raise RegistrationError(f"filter task {task['id']} is being run by DAG run {task['dag_run_id']}")
-        batchid = task["batchid"] if task else params.batchid
+            filter_task = db.one(
+                conn, "get_task_by_run", {"dag_run_id": dag_run_id, "batchid": params.batchid}
+            )
+        if filter_task and filter_task["status"] == TaskStatus.CANCELLED:
+            raise RegistrationError(
+                f"filter task {filter_task['id']} was cancelled: {filter_task['message']}"
+            )
+        if (
+            filter_task
+            and filter_task["status"] == TaskStatus.RUNNING
+            and filter_task["dag_run_id"] not in (None, dag_run_id)
+        ):
+            raise RegistrationError(
+                f"filter task {filter_task['id']} is being run by DAG run {filter_task['dag_run_id']}"
+            )
+        batchid = filter_task["batchid"] if filter_task else params.batchid
         db.run(conn, "lock_batchid", {"batchid": batchid})
         other = db.one(
-            conn, "find_open_task", {"batchid": batchid, "filter_task_id": task["id"] if task else None}
+            conn,
+            "find_open_task",
+            {"batchid": batchid, "filter_task_id": filter_task["id"] if filter_task else None},
         )
-        if other is not None and (task is None or task["status"] == TaskStatus.REGISTERED):
+        if other is not None and (filter_task is None or filter_task["status"] == TaskStatus.REGISTERED):
             state = {
                 TaskStatus.REGISTERED: "registered",
                 TaskStatus.RUNNING: "running",
@@ -63,8 +75,8 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
         if not counts.get("total"):
             raise RegistrationError(f"batchid {batchid} has no numbers")
         totalnum = int(counts["to_screen"])
-        if task is None:
-            task = db.one(
+        if filter_task is None:
+            filter_task = db.one(
                 conn,
                 "insert_task",
                 {
@@ -81,25 +93,28 @@ def register_task(conn: psycopg.Connection[Any], params: RunParams, dag_run_id: 
             )
             log.info(
                 "registered filter task %s for batchid %s: %d numbers to screen",
-                task["id"],
+                filter_task["id"],
                 batchid,
                 totalnum,
             )
-        elif task["status"] == TaskStatus.FINISHED and task["dag_run_id"] == dag_run_id:
-            log.info("filter task %s is already finished; this rerun redoes nothing", task["id"])
+        elif filter_task["status"] == TaskStatus.FINISHED and filter_task["dag_run_id"] == dag_run_id:
+            log.info("filter task %s is already finished; this rerun redoes nothing", filter_task["id"])
         else:
-            if task["step"] >= TaskStep.PLANNED:
-                totalnum = task["totalnum"]  # planned: keep the count the batches were made from
-            task = db.one(
+            if filter_task["step"] >= TaskStep.PLANNED:
+                totalnum = filter_task["totalnum"]  # planned: keep the count the batches were made from
+            filter_task = db.one(
                 conn,
                 "claim_task",
-                {"filter_task_id": task["id"], "totalnum": totalnum, "dag_run_id": dag_run_id},
+                {"filter_task_id": filter_task["id"], "totalnum": totalnum, "dag_run_id": dag_run_id},
             )
             log.info(
-                "picked up filter task %s for batchid %s: %d numbers to screen", task["id"], batchid, totalnum
+                "picked up filter task %s for batchid %s: %d numbers to screen",
+                filter_task["id"],
+                batchid,
+                totalnum,
             )
-        assert task is not None
-        return Registered(task["id"], batchid, task["totalnum"], task["totalnum"] == 0)
+        assert filter_task is not None
+        return Registered(filter_task["id"], batchid, filter_task["totalnum"], filter_task["totalnum"] == 0)
 
 
 def register_run(params: Mapping[str, Any], dag_run_id: str) -> dict[str, Any]:
