@@ -7,6 +7,10 @@ where id = %(log_id)s;
 update call_filter_send_detail set call_info = 'ACCEPTED'
 where filter_send_batch_id = %(batch_id)s and record_id = any(%(nids)s);
 
+-- Sent under an answer that did not say which numbers it accepted: a result decides, nothing re-dials them.
+update call_filter_send_detail set call_info = 'SENT'
+where filter_send_batch_id = %(batch_id)s and record_id = any(%(unknown_nids)s);
+
 update call_filter_send_detail d set call_info = 'REJECTED:' || r.reason
 from unnest(%(rejected_nids)s::text[], %(rejected_reasons)s::text[]) as r(nid, reason)
 where d.filter_send_batch_id = %(batch_id)s and d.record_id = r.nid;

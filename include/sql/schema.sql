@@ -120,6 +120,8 @@ alter table call_filter_send_batch_log add column if not exists holds_slot boole
 alter table call_filter_send_batch_log add column if not exists slot_wait_since timestamptz;
 -- When the slot was taken: a slot held with no vendor task for long belongs to a send that died.
 alter table call_filter_send_batch_log add column if not exists slot_since timestamptz;
+-- The vendor's create answers as they came (a JSON array), kept before they are read.
+alter table call_filter_send_batch_log add column if not exists send_answer jsonb;
 create index if not exists call_filter_send_batch_log_slot_idx on call_filter_send_batch_log (id) where holds_slot;
 
 -- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid).
@@ -163,6 +165,19 @@ create table if not exists call_filter_send_queryres (
     createtime timestamptz not null default now(),
     unique (filter_send_batch_id, nid)
 );
+
+-- Result records that could not be stored (a number not sent, another phone, a field that breaks the
+-- contract), with why; their numbers keep their verdict. A rerun replaces a batch's rows.
+create table if not exists call_filter_send_quarantine (
+    id bigserial primary key,
+    filter_send_batch_id bigint not null references call_filter_send_batch (id),
+    attempt smallint not null,
+    nid text,
+    record jsonb not null,
+    reason text not null,
+    createtime timestamptz not null default now()
+);
+create index if not exists call_filter_send_quarantine_batch_idx on call_filter_send_quarantine (filter_send_batch_id);
 
 -- The data dictionary and the verdict rule table (dict_type 'verdict_rule': call_status -> verdict).
 create table if not exists call_filter_dict (

@@ -150,3 +150,15 @@ class ResultsExpiredError(VendorFinalError):
 
 class RequestConflictError(VendorFinalError):
     """40901: the request_id was used before with a different body."""
+
+
+class BrokenAnswerError(VendorError):
+    """An answer that breaks the contract (a create answer without a usable task_id). Retried by Airflow's
+    tries, not by a busy-wait: a create is safe to post again (request_id), a broken vendor is not waited
+    on forever."""
+
+    retryable = True
+
+
+class TaskIdTakenError(VendorFinalError):
+    """The vendor answered a create with the task id of another batch's vendor task."""

@@ -7,8 +7,9 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from callfilter import codes, contract, db, files
+from callfilter import answers, codes, contract, db, files
 from callfilter.errors import BatchFailed, IncompleteResultsError
 from callfilter.vendor import VendorHook
 from callfilter.verdicts import apply_batch_verdicts
@@ -57,14 +58,19 @@ def store_results(
     with conn.transaction():
         db.run(conn, "mark_query_requested", {"log_id": log_id})
     status = hook.task_status(vendor_task_id)
-    records, pages = hook.all_results(vendor_task_id)
+    _, pages = hook.all_results(vendor_task_id)
+    batch_id = batch_log["filter_send_batch_id"]
+    sent = {row["nid"]: row["phone"] for row in db.all_rows(conn, "sent_numbers", {"batch_id": batch_id})}
+    records, quarantined = answers.split_records((r for page in pages for r in page["records"]), sent)
+    answered = {str(r["nid"]) for r in records} | {
+        str(r.get("nid")) for r, _ in quarantined if isinstance(r, dict) and str(r.get("nid")) in sent
+    }
     accepted = batch_log["accepted"] or 0
     finished = vendor_status == contract.FINISHED
-    if finished and len(records) < accepted:
+    if finished and len(answered) < accepted:
         raise IncompleteResultsError(
-            f"vendor task {vendor_task_id} FINISHED with {len(records)} results for {accepted} accepted numbers"
+            f"vendor task {vendor_task_id} FINISHED with {len(answered)} results for {accepted} accepted numbers"
         )
-    batch_id = batch_log["filter_send_batch_id"]
     order, filter_task_id, attempt = (
         batch_log["batch_order"],
         batch_log["filter_task_id"],
@@ -73,6 +79,10 @@ def store_results(
     window_closed = vendor_status == codes.VendorEnd.WINDOW_CLOSED
     failed = not (finished or window_closed)
     summary = results_summary(records, vendor_status, _failed_why(vendor_status) if failed else None)
+    if quarantined:
+        summary += f"; {len(quarantined)} records quarantined"
+        for record, why in quarantined:
+            log.warning("vendor task %s: record quarantined, %s: %s", vendor_task_id, why, str(record)[:200])
     if attempt > 1:
         summary = f"attempt {attempt} ({vendor_task_id}): {summary}"
     message = _failure_message(batch_log, vendor_status, len(records)) if failed else None
@@ -85,6 +95,17 @@ def store_results(
         with conn.cursor() as cur, cur.copy(db.sql("copy_batch_results")) as copy:
             for record in records:
                 copy.write_row((batch_id, *(record.get(column) for column in RESULT_COLUMNS)))
+        db.run(
+            conn,
+            "quarantine_records",
+            {
+                "batch_id": batch_id,
+                "attempt": attempt,
+                "nids": [_nid(r) for r, _ in quarantined],
+                "records": [Jsonb(answers.storable(r)) for r, _ in quarantined],
+                "reasons": [why.replace("\x00", "\\u0000") for _, why in quarantined],
+            },
+        )
         db.run(
             conn,
             "record_query_result",
@@ -105,7 +126,12 @@ def store_results(
         updated = apply_batch_verdicts(conn, filter_task_id, batch_id)
     storage.write_xlsx(
         files.results_xlsx_path(filter_task_id, order, attempt),
-        [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))],
+        [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))]
+        + (
+            [("quarantined", ("nid", "reason", "record"), ([_nid(r), why, str(r)] for r, why in quarantined))]
+            if quarantined
+            else []
+        ),
     )
     log.info(
         "batch %s of filter task %s, vendor task %s: %s; verdicts set on %d rows",
@@ -118,6 +144,11 @@ def store_results(
     if message:
         raise BatchFailed(message)
     return {"log_id": log_id, "results": len(records), "summary": summary}
+
+
+def _nid(record: Any) -> str | None:
+    nid = record.get("nid") if isinstance(record, dict) else None
+    return None if nid is None else str(nid)[:64].replace("\x00", "\\u0000")
 
 
 def _failed_why(vendor_status: str) -> str:

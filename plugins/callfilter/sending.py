@@ -13,9 +13,10 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from callfilter import codes, contract, db, files, planning
-from callfilter.errors import VendorError
+from callfilter import answers, codes, contract, db, files, planning
+from callfilter.errors import BrokenAnswerError, TaskIdTakenError, VendorError
 from callfilter.vendor import VendorHook
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,19 @@ def send_batch(
         "sending %s: %d numbers, request_id %s", body["task_name"], len(body["numbers"]), body["request_id"]
     )
     try:
-        answer = hook.create_task_from_body(body)
+        data = hook.create_task_from_body(body)
+        # What the vendor said is kept before it is read: a vendor task that exists is never lost.
+        with conn.transaction():
+            db.run(
+                conn,
+                "record_send_answer",
+                {
+                    "log_id": batch_log["id"],
+                    "answer": Jsonb(answers.storable(data)),
+                    "task_id": answers.usable_task_id(data),
+                },
+            )
+        answer = _read_answer(conn, batch_log, body, data)
     except VendorError as exc:
         with conn.transaction():
             db.run(
@@ -138,10 +151,12 @@ def send_batch(
                 },
             )
         raise
-    rejected = answer.get("rejected") or []
-    summary = submission_summary(int(answer["accepted"]), rejected)
+    rejected = [{"nid": nid, "reason": reason} for nid, reason in answer.rejected]
+    summary = submission_summary(answer.accepted, rejected)
+    if answer.unknown_nids:
+        summary += f", unknown {len(answer.unknown_nids)}"
     if attempt > 1:
-        summary = f"attempt {attempt} ({answer['task_id']}): {summary}"
+        summary = f"attempt {attempt} ({answer.task_id}): {summary}"
     with conn.transaction():
         db.run(
             conn,
@@ -149,24 +164,48 @@ def send_batch(
             {
                 "log_id": batch_log["id"],
                 "batch_id": batch["batch_id"],
-                "task_id": answer["task_id"],
+                "task_id": answer.task_id,
                 "suminfo": summary,
-                "accepted": int(answer["accepted"]),
+                "accepted": answer.accepted,
                 "rejected": len(rejected),
-                "nids": [str(n["nid"]) for n in body["numbers"]],
-                "rejected_nids": [str(r["nid"]) for r in rejected],
-                "rejected_reasons": [str(r["reason"]) for r in rejected],
+                "nids": answer.accepted_nids,
+                "unknown_nids": answer.unknown_nids,
+                "rejected_nids": [nid for nid, _ in answer.rejected],
+                "rejected_reasons": [reason for _, reason in answer.rejected],
             },
         )
         new_log = db.one(conn, "get_batch_log", {"log_id": batch_log["id"]})
     log.info(
         "vendor task %s%s: %s",
-        answer["task_id"],
-        " (already created before)" if answer.get("duplicate") else "",
+        answer.task_id,
+        " (already created before)" if answer.duplicate else "",
         summary,
     )
     assert new_log is not None
     return new_log
+
+
+def _read_answer(
+    conn: psycopg.Connection[Any], batch_log: dict[str, Any], body: dict[str, Any], data: Any
+) -> answers.CreateAnswer:
+    """The create answer checked against the request; raises when it names no vendor task of this batch."""
+    nids = [str(n["nid"]) for n in body["numbers"]]
+    answer = answers.check_create_answer(data, nids, earlier=batch_log.get("send_answer"))
+    if answer is None:
+        raise BrokenAnswerError(
+            f"request {body['request_id']}: the vendor's answer names no usable task_id "
+            f"({str(data)[:200]}); it is kept on batch log {batch_log['id']} and the create will be asked "
+            "again (the same request_id creates nothing new)"
+        )
+    owner = db.one(conn, "vendor_task_owner", {"task_id": answer.task_id, "log_id": batch_log["id"]})
+    if owner is not None:
+        raise TaskIdTakenError(
+            f"request {body['request_id']}: the vendor answered task_id {answer.task_id}, which is the vendor "
+            f"task of batch {owner['batch_order']} of filter task {owner['filter_task_id']}"
+        )
+    for problem in answer.problems:
+        log.warning("request %s: the vendor's answer is off: %s", body["request_id"], problem)
+    return answer
 
 
 def is_dialing(batch_log: dict[str, Any]) -> bool:

@@ -314,15 +314,25 @@ class VendorHook(HttpHook):
         while True:
             data = self.results_page(task_id, page, page_size)
             pages.append(data)
-            batch = data.get("records") or []
+            batch = data.get("records") if isinstance(data, dict) else None
+            total = data.get("total") if isinstance(data, dict) else None
+            if (
+                not isinstance(batch, list)
+                or not isinstance(total, int)
+                or data.get("task_id") not in (None, task_id)
+            ):
+                raise VendorUnavailableError(
+                    f"results page {page} of vendor task {task_id} is not a page of its results: "
+                    f"{json.dumps(data, default=str)[:200]}"
+                )
             for record in batch:
-                records.setdefault(str(record.get("nid")), record)
-            total = int(data.get("total") or 0)
+                records.setdefault(str(record.get("nid") if isinstance(record, dict) else record), record)
             if total > contract.MAX_NUMBERS_PER_TASK:
                 raise VendorUnavailableError(
                     f"results of vendor task {task_id}: a total of {total}, more than a task can hold"
                 )
-            served = int(data.get("page_size") or page_size)
+            served = data["page_size"] if isinstance(data.get("page_size"), int) else page_size
+            served = max(1, served)
             if not batch or page * served >= total:
                 break
             page += 1
@@ -330,7 +340,7 @@ class VendorHook(HttpHook):
             raise IncompleteResultsError(
                 f"results of vendor task {task_id}: {len(records)} of {total} records came back"
             )
-        return sorted(records.values(), key=lambda r: str(r["nid"])), pages
+        return [records[nid] for nid in sorted(records)], pages
 
     def cancel_task(self, task_id: str) -> dict[str, Any]:
         return self.request("POST", f"{contract.API_PREFIX}/{task_id}/cancel")
