@@ -96,37 +96,36 @@ def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]
     "=" included), and control characters xlsx cannot hold are written as visible escapes (\\x01).
     """
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def text(value: str) -> str:
+        return ILLEGAL_CHARACTERS_RE.sub(_escaped, value)
+
+    def cell(sheet: Any, value: Any) -> Any:
+        # xlsx has no time zones: aware datetimes are written as UTC wall time.
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, str):
+            value = text(value)
+            if value.startswith("="):  # openpyxl would write it as a formula: a text cell says what it is
+                value = WriteOnlyCell(sheet, value=value)
+                value.data_type = "s"
+        return value
 
     workbook = Workbook(write_only=True)
     for title, header, rows in sheets:
-        sheet = workbook.create_sheet(title=re.sub(r"[\\\\*?:/\[\]]", "_", _text(title))[:31] or "sheet")
-        sheet.append([_cell(sheet, v) for v in header])
+        sheet = workbook.create_sheet(title=re.sub(r"[\\\\*?:/\[\]]", "_", text(title))[:31] or "sheet")
+        sheet.append([cell(sheet, v) for v in header])
         for row in rows:
-            sheet.append([_cell(sheet, v) for v in row])
+            sheet.append([cell(sheet, v) for v in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _text(value: str) -> str:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
-
-
-def _cell(sheet: Any, value: Any) -> Any:
-    # xlsx has no time zones: aware datetimes are written as UTC wall time.
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(value, str):
-        value = _text(value)
-        if value.startswith("="):  # openpyxl would write it as a formula: a text cell says what it is
-            from openpyxl.cell import WriteOnlyCell
-
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.data_type = "s"
-            return cell
-    return value
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 # Characters unsafe in a file name or an object store URL: separators, control characters, wildcards, and

@@ -40,7 +40,8 @@ def request_id(filter_task_id: int, batch_order: int, attempt: int = 1) -> str:
     A batch's later vendor tasks (its calling window closed, a re-dial) carry the attempt: cf-7-0003-a2; a
     named deployment (CALLFILTER_DEPLOYMENT=prod) its name: cf-prod-7-0003.
     """
-    namespace = f"cf-{deployment()}-" if deployment() else "cf-"
+    name = deployment()
+    namespace = f"cf-{name}-" if name else "cf-"
     return f"{namespace}{filter_task_id}-{batch_order:04d}" + (f"-a{attempt}" if attempt > 1 else "")
 
 

@@ -128,8 +128,7 @@ class VendorSlotTrigger(BaseTrigger):
             },
         )
 
-    async def _ended(self, held: list[dict[str, Any]]) -> list[list[Any]]:
-        hook = VendorAsyncHook(self.vendor_conn_id)
+    async def _ended(self, held: list[dict[str, Any]], hook: VendorAsyncHook) -> list[list[Any]]:
         ended = []
         for row in held:
             if not row["task_id"]:
@@ -157,10 +156,11 @@ class VendorSlotTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from callfilter import slots
 
+        hook = VendorAsyncHook(self.vendor_conn_id)
         while True:
             try:
                 held, ahead = await slots.held_slots(self.db_conn_id, self.log_id)
-                ended = await self._ended(held) if len(held) + ahead >= self.cap else []
+                ended = await self._ended(held, hook) if len(held) + ahead >= self.cap else []
             except Exception as exc:  # the database may be away for a moment; the wait goes on
                 self.log.warning("vendor slots not counted (%s); trying again", exc)
             else:
