@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from callfilter.params import (
     send_wait,
     timezone,
     validate_params,
+    vendor_cap,
     window_closes,
 )
 
@@ -121,3 +123,37 @@ def test_the_calling_hours_time_zone(monkeypatch):
     assert timezone().utcoffset(datetime.now()) == datetime.now().astimezone().utcoffset()
     monkeypatch.setenv("CALLFILTER_TIMEZONE", "Europe/Berlin")
     assert timezone() == ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "error"),
+    [
+        ("CALLFILTER_VENDOR_CAP", "0", "CALLFILTER_VENDOR_CAP must be a whole number of at least 1, got '0'"),
+        (
+            "CALLFILTER_VENDOR_CAP",
+            "2.5",
+            "CALLFILTER_VENDOR_CAP must be a whole number of at least 1, got '2.5'",
+        ),
+        (
+            "CALLFILTER_QUERY_TIMEOUT",
+            "soon",
+            "CALLFILTER_QUERY_TIMEOUT must be a number of at least 1, got 'soon'",
+        ),
+        ("CALLFILTER_FILES_RETENTION_DAYS", "nan", "must be a number of at least 0, got 'nan'"),
+        ("CALLFILTER_POLLER_MAX_RUNS", "-3", "must be a whole number of at least 1, got '-3'"),
+    ],
+)
+def test_a_bad_number_setting_is_named_with_what_it_must_be(monkeypatch, name, raw, error):
+    from callfilter import housekeeping, operators, polling
+
+    read = {
+        "CALLFILTER_VENDOR_CAP": vendor_cap,
+        "CALLFILTER_QUERY_TIMEOUT": operators.query_timeout,
+        "CALLFILTER_FILES_RETENTION_DAYS": housekeeping.retention,
+        "CALLFILTER_POLLER_MAX_RUNS": polling.max_runs,
+    }[name]
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ValueError, match=re.escape(error)):
+        read()
+    monkeypatch.setenv(name, "")  # empty is the default
+    assert read()

@@ -195,7 +195,9 @@ def test_rescreening_settings_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv(rules.VALID_RESCREEN_AGE_ENV, "2592000")
     assert rules.screening_rules() == rules.ScreeningRules(3600.0, 5, 2592000.0)
     monkeypatch.setenv(rules.RESCREEN_MAX_ENV, "0")
-    with pytest.raises(ValueError, match="CALLFILTER_RESCREEN_MAX must be a number of at least 1, got '0'"):
+    with pytest.raises(
+        ValueError, match="CALLFILTER_RESCREEN_MAX must be a whole number of at least 1, got '0'"
+    ):
         rules.screening_rules()
 
 

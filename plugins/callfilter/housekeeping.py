@@ -9,7 +9,6 @@ running, or with a batch left to re-dial) keeps every file.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import psycopg
 
 from callfilter import db, files
+from callfilter.params import env_number
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,8 @@ TASK_DIR_RE = re.compile(r"^task-(\d+)$")
 
 
 def retention() -> timedelta:
-    raw = os.environ.get(RETENTION_ENV) or str(DEFAULT_RETENTION_DAYS)
-    try:
-        days = float(raw)
-    except ValueError:
-        days = -1
-    if days < 0:
-        raise ValueError(f"{RETENTION_ENV} must be a number of days, got {raw!r}")
-    return timedelta(days=days)
+    """How long a task's files are kept (CALLFILTER_FILES_RETENTION_DAYS, default 30 days)."""
+    return timedelta(days=env_number(RETENTION_ENV, DEFAULT_RETENTION_DAYS, 0))
 
 
 def _modified(path: Any) -> datetime | None:

@@ -10,7 +10,6 @@ Heavy modules (vendor client, psycopg) are imported inside methods: the DAG proc
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -18,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from callfilter.errors import BatchFailed, VendorRetryableError, task_outcome
+from callfilter.params import env_number
 
 QUERY_TIMEOUT_ENV = "CALLFILTER_QUERY_TIMEOUT"
 POLL_INTERVAL_ENV = "CALLFILTER_POLL_INTERVAL"
@@ -28,8 +28,8 @@ VENDOR_BUSY_WAIT = 30.0  # seconds before asking again after a 42902 or a 5xx wi
 
 def query_timeout() -> timedelta:
     """How long a vendor task may dial: CALLFILTER_QUERY_TIMEOUT seconds (default 24 h)."""
-    env_timeout = os.environ.get(QUERY_TIMEOUT_ENV)
-    return timedelta(seconds=float(env_timeout)) if env_timeout else DEFAULT_QUERY_TIMEOUT
+    seconds = env_number(QUERY_TIMEOUT_ENV, DEFAULT_QUERY_TIMEOUT.total_seconds(), 1)
+    return timedelta(seconds=seconds)
 
 
 class BatchOperator(BaseOperator):
@@ -57,7 +57,7 @@ class BatchOperator(BaseOperator):
 
     def _poll_seconds(self) -> float:
         # Read where the task runs, so a deployment sets it in the workers' environment.
-        return self.poll_interval or float(os.environ.get(POLL_INTERVAL_ENV) or DEFAULT_POLL_INTERVAL)
+        return self.poll_interval or env_number(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL, 0.1)
 
     def _timeout(self) -> timedelta:
         """How long a vendor task may dial: the query timeout."""

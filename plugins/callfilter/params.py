@@ -83,6 +83,22 @@ RUN_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+def env_number(name: str, default: float | None, minimum: float = 0, whole: bool = False) -> Any:
+    """A number setting from the environment (empty or unset: `default`); ValueError naming the setting when
+    it is not a number (`whole`: a whole number) of at least `minimum`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or (whole and value != int(value)):
+        kind = "whole number" if whole else "number"
+        raise ValueError(f"{name} must be a {kind} of at least {minimum:g}, got {raw!r}")
+    return int(value) if whole else value
+
+
 VENDOR_CAP_ENV = "CALLFILTER_VENDOR_CAP"
 DEFAULT_VENDOR_CAP = 5
 
@@ -90,14 +106,7 @@ DEFAULT_VENDOR_CAP = 5
 def vendor_cap() -> int:
     """How many unfinished vendor tasks the pipeline may have at once (CALLFILTER_VENDOR_CAP, default 5: the
     vendor's own limit per app). Every component reads it: the DAG lets as many sends wait for a slot."""
-    raw = os.environ.get(VENDOR_CAP_ENV) or str(DEFAULT_VENDOR_CAP)
-    try:
-        cap = int(raw)
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise ValueError(f"{VENDOR_CAP_ENV} must be a whole number of at least 1, got {raw!r}")
-    return cap
+    return env_number(VENDOR_CAP_ENV, DEFAULT_VENDOR_CAP, 1, whole=True)
 
 
 DEPLOYMENT_ENV = "CALLFILTER_DEPLOYMENT"

@@ -15,7 +15,6 @@ The business system inserts `call_filter_task` rows with status 0. Each poll
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ import psycopg
 from callfilter import db
 from callfilter.codes import TaskStatus
 from callfilter.errors import FinalError, RegistrationError
-from callfilter.params import validate_params
+from callfilter.params import env_number, validate_params
 from callfilter.registration import fail_registered
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,7 @@ ACTIVE_RUN_STATES = ("queued", "running")
 
 def max_runs() -> int:
     """How many status-0 tasks one poll claims at most (CALLFILTER_POLLER_MAX_RUNS, default 10)."""
-    raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{MAX_RUNS_ENV} must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
+    return env_number(MAX_RUNS_ENV, DEFAULT_MAX_RUNS, 1, whole=True)
 
 
 def run_conf(task: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ The do-not-call list (`call_filter_dnc`) and the normal form of a number (the SQ
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from callfilter.params import env_number
 
 RESCREEN_DELAY_ENV = "CALLFILTER_RESCREEN_DELAY"
 RESCREEN_MAX_ENV = "CALLFILTER_RESCREEN_MAX"
@@ -38,27 +39,10 @@ class ScreeningRules:
         }
 
 
-def _number(name: str, default: float | None, minimum: float) -> float | None:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise ValueError(f"{name} must be a number of at least {minimum:g}, got {raw!r}")
-    return value
-
-
 def screening_rules() -> ScreeningRules:
     """The re-screening settings from the environment, with their defaults; ValueError naming a bad one."""
-    delay = _number(RESCREEN_DELAY_ENV, DEFAULT_RESCREEN_DELAY, 0)
-    most = _number(RESCREEN_MAX_ENV, DEFAULT_RESCREEN_MAX, 1)
-    if most is None or most != int(most):
-        raise ValueError(f"{RESCREEN_MAX_ENV} must be a whole number of at least 1, got {most!r}")
     return ScreeningRules(
-        rescreen_delay=delay or 0.0,
-        rescreen_max=int(most),
-        valid_rescreen_age=_number(VALID_RESCREEN_AGE_ENV, None, 0),
+        rescreen_delay=env_number(RESCREEN_DELAY_ENV, DEFAULT_RESCREEN_DELAY, 0),
+        rescreen_max=env_number(RESCREEN_MAX_ENV, DEFAULT_RESCREEN_MAX, 1, whole=True),
+        valid_rescreen_age=env_number(VALID_RESCREEN_AGE_ENV, None, 0),
     )

@@ -8,7 +8,6 @@ accepted numbers without a result, under a new request_id (`cf-7-0003-a2`).
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from typing import Any
 
@@ -17,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from callfilter import answers, codes, contract, db, files, planning
 from callfilter.errors import BrokenAnswerError, TaskIdTakenError, VendorError
+from callfilter.params import env_number
 from callfilter.vendor import VendorHook
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def expected_dial_seconds(conn: psycopg.Connection[Any], batch: dict[str, Any], 
     row = db.one(conn, "dial_pace", params) or {}
     pace = row.get("seconds_per_number")
     if pace is None:
-        pace = float(os.environ.get(DIAL_SECONDS_ENV) or DEFAULT_DIAL_SECONDS)
+        pace = env_number(DIAL_SECONDS_ENV, DEFAULT_DIAL_SECONDS, 0)
     return float(pace) * numbers
 
 
