@@ -105,6 +105,8 @@ class SimulatorConfig:
     latency: float = 0.0
     drop_rate: float = 0.0
     stuck_tasks: str | None = None
+    slow_tasks: str | None = None
+    slow_factor: float = 10.0
     fail_tasks: str | None = None
     fail_after: float = 0.5
 
@@ -302,6 +304,7 @@ class CallCenter:
         self.submitted: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
         self.stuck_re = re.compile(config.stuck_tasks) if config.stuck_tasks else None
+        self.slow_re = re.compile(config.slow_tasks) if config.slow_tasks else None
         self.fail_re = re.compile(config.fail_tasks) if config.fail_tasks else None
 
     # ---- authentication, limits, faults ----
@@ -388,7 +391,11 @@ class CallCenter:
                 rejected.append({"nid": number.nid, "phone": number.phone, "reason": reason})
             else:
                 accepted.append(number)
-        calls = [self._schedule(n, body.max_attempts, now) for n in sorted(accepted, key=lambda n: n.nid)]
+        slow = bool(self.slow_re and self.slow_re.search(body.request_id))
+        calls = [
+            self._schedule(n, body.max_attempts, now, self.config.slow_factor if slow else 1.0)
+            for n in sorted(accepted, key=lambda n: n.nid)
+        ]
         task = VendorTask(task_id, body.request_id, body_key, body.max_attempts, now, calls, rejected)
         if self.stuck_re and self.stuck_re.search(body.request_id) and calls:
             calls[-1].end = math.inf
@@ -414,10 +421,11 @@ class CallCenter:
             "rejected": task.rejected,
         }
 
-    def _schedule(self, number: NumberIn, max_attempts: int, now: float) -> Call:
+    def _schedule(self, number: NumberIn, max_attempts: int, now: float, slowness: float = 1.0) -> Call:
         status = outcome_for(number.phone, self.config.seed, self.config.outcome_mix)
         attempts = 1 if status == "ANSWERED" else max_attempts
         seconds = self.config.call_seconds * (0.4 + 1.2 * _unit("duration", self.config.seed, number.phone))
+        seconds *= slowness
         start = max(now, heapq.heappop(self.lines))
         end = start + seconds * attempts
         heapq.heappush(self.lines, end)
@@ -711,6 +719,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of connections dropped mid-answer")
     p.add_argument("--stuck-tasks", default=None, help="regex on request_id: such tasks stay DIALING forever")
+    p.add_argument(
+        "--slow-tasks",
+        default=None,
+        help="regex on request_id: such tasks' calls last --slow-factor times longer",
+    )
+    p.add_argument(
+        "--slow-factor", type=float, default=d.slow_factor, help="how much longer a slow task's calls last"
+    )
     p.add_argument("--fail-tasks", default=None, help="regex on request_id: such tasks end FAILED half way")
     p.add_argument("--fail-after", type=float, default=d.fail_after, help="share dialed before a task fails")
     p.add_argument("--log-level", default="info", help="uvicorn log level")
@@ -739,6 +755,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency=args.latency,
         drop_rate=args.drop_rate,
         stuck_tasks=args.stuck_tasks,
+        slow_tasks=args.slow_tasks,
+        slow_factor=args.slow_factor,
         fail_tasks=args.fail_tasks,
         fail_after=args.fail_after,
     )

@@ -9,6 +9,7 @@ would: task instances in the API, rows in the business database, the vendor's ow
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,6 +109,16 @@ def numbers(prefix: str, count: int) -> list[str]:
 def run(stack: AirflowStack, conf: dict[str, Any], timeout: float) -> tuple[str, str]:
     run_id = stack.trigger("call_filter", conf)
     return run_id, stack.wait_for_run("call_filter", run_id, timeout=timeout)
+
+
+def minute_boundary_in(earliest: float, latest: float, tz) -> datetime:
+    """Wait until a minute boundary is between `earliest` and `latest` seconds ahead; return it."""
+    while True:
+        now = datetime.now(tz)
+        boundary = (now + timedelta(seconds=latest)).replace(second=0, microsecond=0)
+        if (boundary - now).total_seconds() >= earliest:
+            return boundary
+        time.sleep(1)
 
 
 def batch_tis(stack: AirflowStack, run_id: str, task: str) -> dict[int, dict[str, Any]]:
@@ -244,13 +255,13 @@ def test_a_closing_calling_window_cancels_the_dialing_and_sends_the_rest_when_it
     stack, vendor, business_db
 ):
     _, _, conn = business_db
-    vendor.start()
-    # 12 batches of 40: five vendor tasks at once queue ~50 s of calls on the lines, longer than the
-    # dial time expected of one batch, so the window closes on a vendor task that is dialing or queued.
+    # Batch 1's vendor task dials ten times slower than expected and holds the lines (the other vendor tasks
+    # queue behind it), so the window closes on vendor tasks that are dialing or queued, however fast the
+    # run started; the window closes about a minute after the trigger, within the query timeout of them all.
+    vendor.start("--slow-tasks=-0001$")
     devenv.load_case_tel(conn, "PACE-WIN", numbers("1393", 480), first_telid=3_000_000)
     tz = timezone()
-    now = datetime.now(tz)
-    closes = (now + timedelta(seconds=45)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    closes = minute_boundary_in(55, 65, tz)
     opens = closes + timedelta(minutes=1)
     # Open all day but for the minute from `closes` to `opens` (a window that runs over midnight).
     hours = f"{opens:%H:%M}-{closes:%H:%M}"
