@@ -86,6 +86,15 @@ def database() -> Iterator[devenv.Database]:
         server.server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """An Airflow home with its metadata database migrated, shared by the tests that run DAGs."""
+    home = RUN_DIR / "airflow"
+    env = devenv.airflow_env(home, RUN_DIR / "files", "{}", "{}")
+    devenv.prepare_airflow(env)
+    return home
+
+
 _db_names = itertools.count(1)
 
 

@@ -13,12 +13,11 @@ import pytest
 
 from callfilter_dev import devenv
 from tests.conftest import RUN_DIR
-from tests.test_call_filter_dag import airflow_home  # noqa: F401 (the session's Airflow home)
 
 pytestmark = pytest.mark.dag
 
 
-def test_cancel_stops_dialing_and_keeps_what_was_dialed(airflow_home, db, start_simulator, tmp_path):  # noqa: F811
+def test_cancel_stops_dialing_and_keeps_what_was_dialed(airflow_home, db, start_simulator, tmp_path):
     devenv.load_case_tel(db.conn, "CANCEL-1", [f"1350000{i:04d}" for i in range(80)])
     # One line, 2.5 s calls: each of the 4 batches of 20 dials for ~50 s, one vendor task at a time.
     sim = start_simulator("--call-seconds", "2.5", "--lines", "1", "--rate-limit", "0", "--seed", "3")

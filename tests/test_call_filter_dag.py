@@ -22,14 +22,6 @@ MIX = {"ANSWERED": 1, "POWER_OFF": 1}
 SEED = 11
 
 
-@pytest.fixture(scope="session")
-def airflow_home() -> Path:
-    home = RUN_DIR / "airflow"
-    env = devenv.airflow_env(home, RUN_DIR / "files", "{}", "{}")
-    devenv.prepare_airflow(env)
-    return home
-
-
 def run_dag(airflow_home, db, sim, files_root: Path, conf: dict, logical_date: str | None = None, **extra):
     env = devenv.airflow_env(
         airflow_home, files_root, db.conn_uri(), sim.conn_uri(), CALLFILTER_POLL_INTERVAL="0.5", **extra

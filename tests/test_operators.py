@@ -4,12 +4,10 @@ for real (asyncio), as the triggerer would run them."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException
 
 from callfilter import db as dbm
 from callfilter import planning
@@ -17,40 +15,12 @@ from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
 from callfilter_dev import devenv
-from tests.batches import plan, registered
+from tests.batches import context, drive, plan, registered
 
 
 @pytest.fixture(autouse=True)
 def fast_polls(monkeypatch):
     monkeypatch.setenv("CALLFILTER_POLL_INTERVAL", "0.2")
-
-
-def context() -> dict:
-    return {"ti": SimpleNamespace(try_number=1)}
-
-
-def first_event(trigger) -> dict:
-    async def wait():
-        async for event in trigger.run():
-            return event.payload
-
-    return asyncio.run(wait())
-
-
-def drive(operator, ctx: dict, resume=None, tweak=None):
-    """Run an operator as Airflow would: execute, then on each deferral run the trigger and resume."""
-    step = resume or operator.execute
-    for _ in range(20):
-        try:
-            return step(ctx)
-        except TaskDeferred as deferred:
-            trigger = deferred.trigger
-            if tweak:
-                tweak(trigger)
-            event = first_event(trigger)
-            method = getattr(operator, deferred.method_name)
-            step = lambda c, m=method, e=event: m(c, event=e)  # noqa: E731
-    raise AssertionError("the operator kept deferring")
 
 
 def test_a_closing_window_cancels_the_vendor_task_and_the_rest_goes_out_as_a_new_attempt(

@@ -17,17 +17,15 @@ from typing import Any
 
 import pytest
 
-from callfilter import contract
 from callfilter.params import timezone
 from callfilter_dev import devenv
-from callfilter_dev.simulator import outcome_for
+from tests.batches import assert_verdicts_follow_outcomes
 from tests.conftest import APP_ID, APP_SECRET, RUN_DIR
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
 
 SEED = 7
-VERDICT_CODES = {"valid": 1, "invalid": 2, "unknown": 0}
 PACE = ("--call-seconds", "1.5", "--lines", "6", "--max-unfinished", "5", "--seed", str(SEED))
 
 
@@ -131,17 +129,6 @@ def when(ti: dict[str, Any], key: str) -> datetime:
     return datetime.fromisoformat(ti[key])
 
 
-def assert_verdicts_follow_outcomes(conn, batchid: str, skip: set[str] = frozenset()) -> None:
-    for row in rows(
-        conn, "select telno, valid_status, valid_reason from case_tel where batchid = %s", (batchid,)
-    ):
-        if row["telno"] in skip:
-            continue
-        status = outcome_for(row["telno"], SEED)
-        expected = (VERDICT_CODES[contract.DEFAULT_VERDICT_RULES[status]], status)
-        assert (row["valid_status"], row["valid_reason"]) == expected, row
-
-
 def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_db):
     _, _, conn = business_db
     vendor.start()
@@ -159,7 +146,7 @@ def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
     assert (task["status"], task["message"]) == (2, None)
     assert value(conn, "select count(*) from call_filter_send_batch where filter_task_id = %s and status = 2",
                  (task["id"],)) == 20  # fmt: skip
-    assert_verdicts_follow_outcomes(conn, "PACE-20")
+    assert_verdicts_follow_outcomes(conn, "PACE-20", SEED)
 
     sends, queries = batch_tis(stack, run_id, "batch.send"), batch_tis(stack, run_id, "batch.query")
     assert len(sends) == len(queries) == 20
@@ -223,7 +210,7 @@ def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unres
     }
     assert len(unresulted) == 10  # FAILED half-way through its 20 numbers
     stuck = numbers("1392", 400)[179]  # the last call of batch 9: on the line until cancelled, CALL_LIMIT
-    assert_verdicts_follow_outcomes(conn, "PACE-ERR", skip=unresulted | {stuck})
+    assert_verdicts_follow_outcomes(conn, "PACE-ERR", SEED, skip=unresulted | {stuck})
     assert (
         value(conn, "select count(*) from case_tel where batchid = 'PACE-ERR' and valid_checked_at is null")
         == 10
@@ -248,7 +235,7 @@ def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unres
     assert after["max_dials_per_number"] == 1  # nothing dialed twice
     task = rows(conn, "select * from call_filter_task where id = %s", (task["id"],))[0]
     assert (task["status"], task["message"]) == (2, None)
-    assert_verdicts_follow_outcomes(conn, "PACE-ERR", skip={stuck})
+    assert_verdicts_follow_outcomes(conn, "PACE-ERR", SEED, skip={stuck})
 
 
 def test_a_closing_calling_window_cancels_the_dialing_and_sends_the_rest_when_it_opens(

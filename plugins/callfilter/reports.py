@@ -62,30 +62,32 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         )
     errors = batch_errors(conn, filter_task_id)
     status = codes.TaskStatus.FINISHED_WITH_ERRORS if errors else codes.TaskStatus.FINISHED
+    # One transaction: the task says finished only once its summary is written. A finish that dies while
+    # writing it leaves the task unfinished (never "finished" without its file), and its retry does both.
     with conn.transaction():
         task = db.one(
             conn,
             "finish_task",
             {"filter_task_id": filter_task_id, "status": status, "message": errors and errors[:2000]},
         )
-    if task is None:
-        raise LookupError(f"filter task {filter_task_id} does not exist")
-    path = files.summary_path(filter_task_id, task["creator"])
-    batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
-    with conn.transaction(), conn.cursor(name=f"summary_{filter_task_id}") as cur:
-        cur.itersize = 10000
-        cur.execute(db.sql("summary_numbers"), {"batchid": task["batchid"]})
-        url = storage.write_xlsx(
-            path,
-            [
-                (
-                    NUMBERS_SHEET,
-                    [header for _, header in NUMBER_COLUMNS],
-                    ([r[c] for c, _ in NUMBER_COLUMNS] for r in cur),
-                ),
-                (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
-            ],
-        )
+        if task is None:
+            raise LookupError(f"filter task {filter_task_id} does not exist")
+        path = files.summary_path(filter_task_id, task["creator"])
+        batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
+        with conn.cursor(name=f"summary_{filter_task_id}") as cur:
+            cur.itersize = 10000
+            cur.execute(db.sql("summary_numbers"), {"batchid": task["batchid"]})
+            url = storage.write_xlsx(
+                path,
+                [
+                    (
+                        NUMBERS_SHEET,
+                        [header for _, header in NUMBER_COLUMNS],
+                        ([r[c] for c, _ in NUMBER_COLUMNS] for r in cur),
+                    ),
+                    (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
+                ],
+            )
     counts = verdict_counts(conn, task["batchid"])
     log.info(
         "filter task %s (batchid %s) %s: %d valid, %d invalid, %d unknown; summary %s",
