@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from callfilter import answers, codes, contract, files
+from callfilter import answers, codes, contract, files, planning
 from callfilter import db as dbm
 from callfilter.errors import BrokenAnswerError, TaskIdTakenError, VendorUnavailableError, is_final
 from callfilter.results import store_results
 from callfilter.vendor import VendorHook
 from callfilter_dev import devenv
-from tests.batches import plan, send
+from tests.batches import plan, registered, send
 from tests.conftest import APP_ID, APP_SECRET
 from tests.tampering import TamperingProxy
 
@@ -159,6 +159,22 @@ def test_a_create_answer_naming_another_batchs_vendor_task_fails_the_batch_and_t
         db.value("select status from call_filter_send_batch where batch_order = 2")
         == codes.BatchStatus.FAILED
     )
+
+
+def test_a_vendor_task_id_seen_long_ago_by_another_filter_task_is_no_clash(db, storage, proxy):
+    # A vendor numbers its tasks anew after a reset (or over the years): an id held by a batch of another
+    # filter task whose vendor task ended long ago is that vendor's new task.
+    (old,) = plan(db, storage, "A7", TELNOS[:5])
+    hook = VendorHook()
+    with dbm.connect() as conn:
+        earlier = send(conn, hook, storage, old["batch_id"])
+        store_results(conn, hook, storage, earlier["id"], contract.FINISHED)
+        devenv.load_case_tel(db.conn, "A8", TELNOS[5:], first_telid=100)
+        task = registered(db, "A8", run_id="run-2")
+        (batch,) = planning.plan_batches(conn, task, storage, max_batches=1024)
+        proxy.tamper = on_create(lambda d: {**d, "task_id": earlier["task_id"]})
+        sent = send(conn, hook, storage, batch.batch_id)
+    assert sent["task_id"] == earlier["task_id"] and sent["accepted"] == 5
 
 
 def test_bad_result_records_are_quarantined_with_their_reason_and_the_good_ones_stored(db, storage, proxy):

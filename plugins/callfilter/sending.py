@@ -197,7 +197,11 @@ def _read_answer(
             f"({str(data)[:200]}); it is kept on batch log {batch_log['id']} and the create will be asked "
             "again (the same request_id creates nothing new)"
         )
-    owner = db.one(conn, "vendor_task_owner", {"task_id": answer.task_id, "log_id": batch_log["id"]})
+    owner = db.one(
+        conn,
+        "vendor_task_owner",
+        {"task_id": answer.task_id, "log_id": batch_log["id"], "filter_task_id": batch_log["filter_task_id"]},
+    )
     if owner is not None:
         raise TaskIdTakenError(
             f"request {body['request_id']}: the vendor answered task_id {answer.task_id}, which is the vendor "
