@@ -119,6 +119,8 @@ class Call:
     start: float
     end: float
     attempts: int
+    line: int = 0
+    line_free: float = 0.0  # when the call leaves its line (a stuck call's `end` never comes)
 
 
 @dataclass
@@ -295,7 +297,7 @@ class CallCenter:
         self.clock = clock
         self.tasks: dict[str, VendorTask] = {}
         self.by_request_id: dict[str, VendorTask] = {}
-        self.lines: list[float] = [0.0] * max(1, config.lines)
+        self.lines: list[tuple[float, int]] = [(0.0, line) for line in range(max(1, config.lines))]
         self.nonces: dict[str, float] = {}
         self.nonce_order: deque[tuple[float, str]] = deque()
         self.request_times: deque[float] = deque()
@@ -426,10 +428,21 @@ class CallCenter:
         attempts = 1 if status == "ANSWERED" else max_attempts
         seconds = self.config.call_seconds * (0.4 + 1.2 * _unit("duration", self.config.seed, number.phone))
         seconds *= slowness
-        start = max(now, heapq.heappop(self.lines))
+        free, line = heapq.heappop(self.lines)
+        start = max(now, free)
         end = start + seconds * attempts
-        heapq.heappush(self.lines, end)
-        return Call(number.nid, number.phone, status, start, end, attempts)
+        heapq.heappush(self.lines, (end, line))
+        return Call(number.nid, number.phone, status, start, end, attempts, line, end)
+
+    def _free_lines(self) -> None:
+        """Lines as the calls that were or will be dialed hold them: a cancelled task's later calls never do."""
+        busy = [0.0] * len(self.lines)
+        for task in self.tasks.values():
+            for call in task.calls:
+                if task.cancelled_at is None or call.start <= task.cancelled_at:
+                    busy[call.line] = max(busy[call.line], call.line_free)
+        self.lines = [(free, line) for line, free in enumerate(busy)]
+        heapq.heapify(self.lines)
 
     def get_task(self, task_id: str) -> VendorTask:
         task = self.tasks.get(task_id)
@@ -481,7 +494,8 @@ class CallCenter:
             # Calls on the line are hung up and reported as CALL_LIMIT; calls not started never are.
             for call in task.calls:
                 if call.start <= now < call.end:
-                    call.call_status, call.end = "CALL_LIMIT", now
+                    call.call_status, call.end, call.line_free = "CALL_LIMIT", now, now
+            self._free_lines()
         return {"task_id": task_id, "status": task.status(now)}
 
     def _record(self, call: Call, task: VendorTask) -> dict[str, Any]:

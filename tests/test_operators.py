@@ -14,6 +14,7 @@ from callfilter import planning
 from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.params import validate_params
 from callfilter.registration import RegistrationError, register_task
+from callfilter.vendor import VendorHook
 from callfilter_dev import devenv
 from tests.batches import context, drive, plan, registered
 
@@ -53,6 +54,45 @@ def test_a_closing_window_cancels_the_vendor_task_and_the_rest_goes_out_as_a_new
     assert db.value("select status from call_filter_send_batch") == 2
     # Every number's verdict reached case_tel as its results were stored.
     assert db.value("select count(*) from case_tel where batchid = 'F3' and valid_checked_at is null") == 0
+
+
+def test_a_query_that_died_after_cancelling_at_the_windows_close_is_taken_up_as_the_window_closing(
+    db, storage, start_simulator
+):
+    from datetime import datetime, timedelta
+
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from callfilter.params import timezone
+    from tests.batches import first_event
+
+    sim = start_simulator("--call-seconds", "0.2", "--lines", "1", "--rate-limit", "0")
+    (batch,) = plan(db, storage, "F5", [f"1380000{i:04d}" for i in range(20)])
+    ctx = context()
+    log_id = SendBatchOperator(task_id="send", batch=batch).execute(ctx)
+    # The vendor task was created in a window that has closed since; the query's first try cancelled it at
+    # the close and died before storing anything. (The window is set back in time to make it so.)
+    now = datetime.now(timezone()).replace(second=0, microsecond=0)
+    hours = f"{now - timedelta(minutes=10):%H:%M}-{now - timedelta(minutes=1):%H:%M}"
+    db.conn.execute("update call_filter_task set calling_hours = %s", (hours,))
+    db.conn.execute("update call_filter_send_batch_log set send_recvtime = %s", (now - timedelta(minutes=5),))
+    vendor_task = sim.stats()["tasks"][0]["task_id"]
+    time.sleep(0.5)  # a few calls were dialed
+    VendorHook().cancel_task(vendor_task)
+
+    query = QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id)
+    with pytest.raises(TaskDeferred) as waiting:
+        query.execute(ctx)  # the next try: it waits for the vendor task it finds dialing
+    assert first_event(waiting.value.trigger)["status"] == "WINDOW_CLOSED"
+    with pytest.raises(TaskDeferred) as next_window:
+        query.vendor_task_ended(ctx, event={"status": "WINDOW_CLOSED", "vendor_task_id": vendor_task})
+    assert isinstance(next_window.value.trigger, DateTimeTrigger)  # the rest waits for the window to open
+    row = db.rows("select * from call_filter_send_batch_log")[0]
+    assert row["attempt"] == 2 and "WINDOW_CLOSED" in row["query_res_suminfo"]
+    dialed = db.value("select count(*) from call_filter_send_queryres")
+    assert 0 < dialed < 20
+    assert db.value("select status from call_filter_send_batch") != 3  # not failed
 
 
 def test_a_failed_batch_fails_alone_and_clearing_it_redials_only_the_numbers_without_a_result(

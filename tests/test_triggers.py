@@ -84,6 +84,16 @@ def test_a_vendor_task_past_its_deadline_or_its_calling_window_yields_timeout_or
     }
 
 
+def test_a_vendor_task_found_cancelled_after_its_window_closed_or_its_deadline_was_cancelled_for_that(vendor):
+    # An earlier try of the query cancelled it when the window closed (or at its deadline), then died before
+    # storing what was dialed: the next try's trigger reports why it was cancelled, so the rest goes out again.
+    cancelled = vendor("cf-t-2-stuck")
+    VendorHook().cancel_task(cancelled)
+    assert first_event(waiting_for(cancelled, window_closes_in=-1))["status"] == codes.VendorEnd.WINDOW_CLOSED
+    assert first_event(waiting_for(cancelled, deadline_in=-1))["status"] == codes.VendorEnd.TIMED_OUT
+    assert first_event(waiting_for(cancelled, window_closes_in=60))["status"] == "CANCELLED"
+
+
 def test_a_final_vendor_error_yields_error_with_the_reason(vendor):
     event = first_event(waiting_for("T-unknown"))
     assert event["status"] == ERROR and event["vendor_task_id"] == "T-unknown"

@@ -251,7 +251,12 @@ class BatchOperator(BaseOperator):
         from callfilter.params import timezone, window_closes
         from callfilter.triggers import VendorTaskTrigger
 
-        closes = window_closes(calling_hours, datetime.now(timezone()))
+        # The window the vendor task was created in: after it closed, the task is cancelled, even when a
+        # later try of this query (the first died) waits for it outside calling hours or in the next window.
+        sent = batch_log.get("send_recvtime")
+        closes = window_closes(
+            calling_hours, sent.astimezone(timezone()) if sent else datetime.now(timezone())
+        )
         with db.connect() as conn, conn.transaction():  # the trigger's first status request is the query's
             db.run(conn, "mark_query_requested", {"log_id": batch_log["id"]})
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])

@@ -56,6 +56,16 @@ class VendorTaskTrigger(BaseTrigger):
     def _event(self, status: str, **extra: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "vendor_task_id": self.vendor_task_id, **extra})
 
+    def _end(self, status: str) -> str:
+        """The end to report: a task found CANCELLED after its window closed or its deadline passed was
+        cancelled for that (by an earlier try of the query that died before it stored what was dialed)."""
+        now = time.time()
+        if status == contract.CANCELLED and self.window_closes is not None and now >= self.window_closes:
+            return codes.VendorEnd.WINDOW_CLOSED.value
+        if status == contract.CANCELLED and now >= self.deadline:
+            return codes.VendorEnd.TIMED_OUT.value
+        return status
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = VendorAsyncHook(self.vendor_conn_id)
         while True:
@@ -70,7 +80,7 @@ class VendorTaskTrigger(BaseTrigger):
                 )
             else:
                 if status["status"] in contract.END_STATUSES:
-                    yield self._event(status["status"])
+                    yield self._event(self._end(status["status"]))
                     return
                 self.log.info(
                     "vendor task %s %s: %s/%s dialed",
