@@ -108,87 +108,59 @@ def page_api(stack: AirflowStack, method: str, path: str, user: str | None = "ad
     )
 
 
-def test_endpoints_preview_start_list_and_refuse(stack, business_db):
+START = {"batchid": "UI-1", "creator": "张三", "batch_size": 4, "calling_hours": ""}
+
+
+@pytest.fixture(scope="module")
+def api_run(stack, business_db) -> dict[str, Any]:
+    """Batch UI-1 previewed, then started through the page's API as the admin: the run goes on while the
+    browser test runs its own (the two share the stack's wait)."""
     _, _, conn = business_db
     expected = load_batch(conn, "UI-1", "1390000", first_telid=1)
-
     preview = page_api(stack, "GET", "api/preview", params={"batchid": "UI-1", "batch_size": 4})
+    written = conn.execute("select count(*) as n from case_tel where valid_reason is not null").fetchone()[
+        "n"
+    ]
+    refused = {
+        "viewer start": page_api(stack, "POST", "api/tasks", user="viewer", json=START).status_code,
+        "bad param": page_api(stack, "POST", "api/tasks", json={**START, "calling_hours": "25:00-26:00"}),
+    }
+    started = page_api(stack, "POST", "api/tasks", json=START)
+    assert started.status_code == 201, started.text
+    return {
+        "expected": expected,
+        "preview": preview,
+        "written_by_preview": written,
+        "refused": refused,
+        "run_id": started.json()["dag_run_id"],
+    }
+
+
+def test_preview_start_and_permissions_through_the_api_server(stack, api_run):
+    preview = api_run["preview"]
     assert preview.status_code == 200, preview.text
-    assert {k: preview.json()[k] for k in expected} == expected
+    assert {k: preview.json()[k] for k in api_run["expected"]} == api_run["expected"]
     assert preview.json()["open_task"] is None
-    # The preview wrote nothing.
-    assert (
-        conn.execute("select count(*) as n from case_tel where valid_reason is not null").fetchone()["n"] == 0
-    )
+    assert api_run["written_by_preview"] == 0  # the preview wrote nothing
 
     # Permissions come from the auth manager: a viewer reads but cannot start or cancel, a user without a
     # role reads nothing, no token is no access.
-    start = {"batchid": "UI-1", "creator": "张三", "batch_size": 4, "calling_hours": ""}
+    assert api_run["refused"]["viewer start"] == 403
     assert page_api(stack, "GET", "api/tasks", user="viewer").status_code == 200
-    assert page_api(stack, "POST", "api/tasks", user="viewer", json=start).status_code == 403
     assert page_api(stack, "POST", "api/tasks/1/cancel", user="viewer").status_code == 403
     assert page_api(stack, "GET", "api/tasks", user="nobody").status_code == 403
     assert page_api(stack, "GET", "api/preview?batchid=UI-1", user="nobody").status_code == 403
     assert page_api(stack, "GET", "api/tasks", user=None).status_code == 401
     login = page_api(stack, "GET", "", user=None)  # a person without a session goes to the login page
     assert login.status_code == 303 and "/auth/login" in login.headers["location"]
-    assert stack.api("GET", "dags/call_filter/dagRuns")["total_entries"] == 0
-
-    # A bad param is refused by Airflow's own check of the DAG's params.
-    bad = page_api(stack, "POST", "api/tasks", json={**start, "calling_hours": "25:00-26:00"})
+    # A bad param is refused by Airflow's own check of the DAG's params, and no run is made.
+    bad = api_run["refused"]["bad param"]
     assert bad.status_code == 400 and "calling_hours" in bad.text
 
-    started = page_api(stack, "POST", "api/tasks", json=start)
-    assert started.status_code == 201, started.text
-    run_id = started.json()["dag_run_id"]
-    run = stack.api("GET", f"dags/call_filter/dagRuns/{run_id}")
+    runs = stack.api("GET", "dags/call_filter/dagRuns")["dag_runs"]
+    run = next(r for r in runs if r["dag_run_id"] == api_run["run_id"])
     assert run["triggering_user_name"] == "admin" and run["conf"]["creator"] == "张三"
-    assert stack.wait_for_run("call_filter", run_id, timeout=180) == "success"
-
-    tasks = page_api(stack, "GET", "api/tasks", user="viewer").json()
-    task = next(t for t in tasks if t["dag_run_id"] == run_id)
-    verdicts = conn.execute(
-        "select count(*) filter (where valid_status = 1) as valid, count(*) filter (where valid_status = 2) "
-        "as invalid, count(*) filter (where valid_status = 0) as unknown from case_tel where batchid = 'UI-1'"
-    ).fetchone()
-    assert (task["batchid"], task["creator"], task["status"], task["status_label"]) == (
-        "UI-1",
-        "张三",
-        2,
-        "已完成",
-    )
-    assert (task["planned"], task["sent"], task["queried"], task["applied"], task["failed"]) == (
-        3,
-        3,
-        3,
-        3,
-        0,
-    )
-    assert {k: task[k] for k in ("valid", "invalid", "unknown")} == verdicts
-    assert task["runbegintime"] and task["runendtime"]
-
-    detail = page_api(stack, "GET", f"api/tasks/{task['id']}", user="viewer").json()
-    assert [b["batch_order"] for b in detail["batches"]] == [1, 2, 3]
-    assert [b["totalnum"] for b in detail["batches"]] == [4, 4, 2]
-    assert all(b["vendor_task_id"] and b["status_name"] == "stored" for b in detail["batches"])
-    assert sum(b["valid"] + b["invalid"] + b["unknown"] for b in detail["batches"]) == 10
-    assert sum(o["numbers"] for o in detail["outcomes"]) == 10
-    names = {f["name"] for f in detail["files"]}
-    assert {
-        f"张三-task-{task['id']}-summary.xlsx",
-        "requests/batch-0001.json",
-        "results/batch-0003.xlsx",
-    } <= names
-
-    summary = page_api(
-        stack, "GET", f"tasks/{task['id']}/files/张三-task-{task['id']}-summary.xlsx", user="viewer"
-    )
-    assert summary.status_code == 200 and summary.content[:2] == b"PK"
-    request_json = page_api(stack, "GET", f"tasks/{task['id']}/files/requests/batch-0002.json", user="viewer")
-    assert request_json.json()["request_id"] == f"cf-{task['id']}-0002"
-    for path in ("../../etc/passwd", "requests/batch-0009.json"):  # only the task's own files
-        assert page_api(stack, "GET", f"tasks/{task['id']}/files/{path}").status_code == 404
-    assert page_api(stack, "POST", f"api/tasks/{task['id']}/cancel").status_code == 409  # ended
+    assert [r["conf"]["batchid"] for r in runs].count("UI-1") == 1
 
 
 # -- the page in a browser ---------------------------------------------------------------------------------
@@ -276,6 +248,7 @@ def test_page_in_the_browser(stack, business_db, browser):
     page.wait_for_url("**/callfilter/tasks/*", timeout=120_000)
     task_id = page.url.rsplit("/", 1)[-1]
     wait_for_task_state(page, "已完成")
+    page.locator("#run-state", has_text="success").wait_for(timeout=60_000)
     assert page.locator("#batches tr[data-batch]").count() == 3
     assert page.locator("#outcomes tr[data-outcome]").count() >= 1
     shoot(page, "2-task")
@@ -315,3 +288,51 @@ def test_page_in_the_browser(stack, business_db, browser):
     assert "无权限" in nobody.locator("h1").text_content()
     assert nobody.locator("#tasks").count() == 0
     shoot(nobody, "6-nobody-refused")
+
+
+def test_the_task_list_and_page_show_the_run(stack, business_db, api_run):
+    _, _, conn = business_db
+    run_id = api_run["run_id"]
+    assert stack.wait_for_run("call_filter", run_id, timeout=180) == "success"
+
+    tasks = page_api(stack, "GET", "api/tasks", user="viewer").json()
+    assert [t["id"] for t in tasks] == sorted((t["id"] for t in tasks), reverse=True)  # newest first
+    task = next(t for t in tasks if t["dag_run_id"] == run_id)
+    verdicts = conn.execute(
+        "select count(*) filter (where valid_status = 1) as valid, count(*) filter (where valid_status = 2) "
+        "as invalid, count(*) filter (where valid_status = 0) as unknown from case_tel where batchid = 'UI-1'"
+    ).fetchone()
+    assert (task["batchid"], task["creator"], task["status"], task["status_label"]) == (
+        "UI-1",
+        "张三",
+        2,
+        "已完成",
+    )
+    assert (task["planned"], task["sent"], task["queried"], task["applied"], task["failed"]) == (
+        3,
+        3,
+        3,
+        3,
+        0,
+    )
+    assert {k: task[k] for k in ("valid", "invalid", "unknown")} == verdicts
+    assert task["runbegintime"] and task["runendtime"]
+
+    detail = page_api(stack, "GET", f"api/tasks/{task['id']}", user="viewer").json()
+    assert [b["batch_order"] for b in detail["batches"]] == [1, 2, 3]
+    assert [b["totalnum"] for b in detail["batches"]] == [4, 4, 2]
+    assert all(b["vendor_task_id"] and b["status_name"] == "stored" for b in detail["batches"])
+    assert sum(b["valid"] + b["invalid"] + b["unknown"] for b in detail["batches"]) == 10
+    assert sum(o["numbers"] for o in detail["outcomes"]) == 10
+    summary_name = f"张三-task-{task['id']}-summary.xlsx"
+    assert {summary_name, "requests/batch-0001.json", "results/batch-0003.xlsx"} <= {
+        f["name"] for f in detail["files"]
+    }
+
+    summary = page_api(stack, "GET", f"tasks/{task['id']}/files/{summary_name}", user="viewer")
+    assert summary.status_code == 200 and summary.content[:2] == b"PK"
+    request_json = page_api(stack, "GET", f"tasks/{task['id']}/files/requests/batch-0002.json", user="viewer")
+    assert request_json.json()["request_id"] == f"cf-{task['id']}-0002"
+    for path in ("../../etc/passwd", "requests/batch-0009.json"):  # only the task's own files
+        assert page_api(stack, "GET", f"tasks/{task['id']}/files/{path}").status_code == 404
+    assert page_api(stack, "POST", f"api/tasks/{task['id']}/cancel").status_code == 409  # it has ended

@@ -16,6 +16,7 @@ and `call_filter_cancel`. The browser's Airflow session (its `_token` cookie) or
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -139,18 +140,25 @@ def trigger(dag_id: str, conf: dict[str, Any], note: str, request: Request, user
     """Create a manual run of `dag_id` with `conf` through the REST API's own route function
     (POST /api/v2/dags/{dag_id}/dagRuns): the DAG's params are checked (400 naming the bad one), the run
     records the user who triggered it. Returns the run id."""
-    from airflow.api_fastapi.common.dagbag import create_dag_bag
     from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
     from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
 
     body = TriggerDAGRunPostBody(logical_date=None, conf=conf, note=note)
     run = trigger_dag_run(
-        dag_id=dag_id, body=body, dag_bag=create_dag_bag(), user=user, session=session, request=request
+        dag_id=dag_id, body=body, dag_bag=_dag_bag(), user=user, session=session, request=request
     )
     run_id = run.run_id
     session.commit()
     log.info("%s started %s run %s: %s", user.get_name(), dag_id, run_id, conf)
     return run_id
+
+
+@functools.cache
+def _dag_bag() -> Any:
+    """The serialized DAGs, cached as the api-server caches its own (create_dag_bag: [api] dag_cache_*)."""
+    from airflow.api_fastapi.common.dagbag import create_dag_bag
+
+    return create_dag_bag()
 
 
 def run_state(session: Any, dag_id: str, run_id: str | None) -> str | None:
