@@ -97,7 +97,10 @@ def stack(business_db, tmp_path_factory) -> Iterator[AirflowStack]:
 
 
 def page_api(stack: AirflowStack, method: str, path: str, user: str | None = "admin", **kwargs: Any):
-    headers = {"Authorization": f"Bearer {stack.token(user)}"} if user else {}
+    headers = {
+        **kwargs.pop("headers", {}),
+        **({"Authorization": f"Bearer {stack.token(user)}"} if user else {}),
+    }
     return requests.request(
         method,
         f"{stack.base_url}/callfilter/{path}",
@@ -153,6 +156,12 @@ def test_preview_start_and_permissions_through_the_api_server(stack, api_run):
     assert page_api(stack, "GET", "api/tasks", user=None).status_code == 401
     login = page_api(stack, "GET", "", user=None)  # a person without a session goes to the login page
     assert login.status_code == 303 and "/auth/login" in login.headers["location"]
+    # A form post from another site is refused, whoever's session rides along.
+    elsewhere = page_api(
+        stack, "POST", "start", headers={"Origin": "http://elsewhere.example"},
+        data={"batchid": "NO-SUCH", "creator": "x", "batch_size": "4", "calling_hours": ""},
+    )  # fmt: skip
+    assert elsewhere.status_code == 403
     # A bad param is refused by Airflow's own check of the DAG's params, and no run is made.
     bad = api_run["refused"]["bad param"]
     assert bad.status_code == 400 and "calling_hours" in bad.text
