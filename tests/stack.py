@@ -83,12 +83,15 @@ class AirflowStack:
         database: devenv.Database | None = None,
         keep_database: bool = False,
         stop_grace: float = 10,
+        users: dict[str, str] | None = None,
     ) -> None:
         """`env`: the base environment (devenv.airflow_env); the stack adds the wiring (executor, metadata
         database, api port and URLs, JWT secret, auth) and TUNING defaults. `metadata_url`: a
         postgresql+psycopg2:// URL to migrate and use as is; else a fresh `airflow_meta_*` database on
         `database` (default: the embedded server in .test-run/pgdata, or CALLFILTER_DATABASE_URL's), dropped
-        by stop() unless `keep_database`. `pools`: name -> slots, created with include_deferred."""
+        by stop() unless `keep_database`. `pools`: name -> slots, created with include_deferred. `users`: more
+        SimpleAuthManager users, name -> role (viewer, user, op, admin, or "" for none), each with a password
+        of its own (`password(name)`, `token(name)`)."""
         self.workdir = Path(workdir).resolve()
         self.home = self.workdir / "airflow"
         self.log_dir = self.workdir / "logs"
@@ -117,7 +120,8 @@ class AirflowStack:
         self._database = database
         self._own_db: str | None = None
         self._stack_id = uuid.uuid4().hex
-        self._password = secrets.token_urlsafe(18)
+        self.roles = {ADMIN_USER: "admin", **(users or {})}
+        self._passwords = {name: secrets.token_urlsafe(18) for name in self.roles}
         self._secrets = {purpose: secrets.token_urlsafe(64) for purpose in ("jwt", "api")}
         self._fernet_key = env.get("AIRFLOW__CORE__FERNET_KEY") or _fernet_key()
         self._token: str | None = None
@@ -419,7 +423,9 @@ class AirflowStack:
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{u}:{r}" for u, r in self.roles.items()
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file()),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -438,7 +444,7 @@ class AirflowStack:
     def _write_passwords_file(self) -> None:
         # The api-server keeps a configured user's password from this file instead of generating one.
         path = self._passwords_file()
-        path.write_text(json.dumps({ADMIN_USER: self._password}) + "\n")
+        path.write_text(json.dumps(self._passwords) + "\n")
         path.chmod(0o600)
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -481,15 +487,23 @@ class AirflowStack:
 
     def _get_token(self) -> str:
         if self._token is None:
-            response = self._session.post(
-                f"{self.base_url}/auth/token",
-                json={"username": ADMIN_USER, "password": self._password},
-                timeout=30,
-            )
-            if response.status_code >= 400:
-                raise StackError(f"login failed: HTTP {response.status_code}: {response.text[:500]}")
-            self._token = response.json()["access_token"]
+            self._token = self.token(ADMIN_USER)
         return self._token
+
+    def password(self, user: str) -> str:
+        """The SimpleAuthManager password of `user` (the admin or one of `users`)."""
+        return self._passwords[user]
+
+    def token(self, user: str) -> str:
+        """A fresh JWT for `user` from the api-server's POST /auth/token."""
+        response = self._session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": user, "password": self._passwords[user]},
+            timeout=30,
+        )
+        if response.status_code >= 400:
+            raise StackError(f"login of {user} failed: HTTP {response.status_code}: {response.text[:500]}")
+        return response.json()["access_token"]
 
     def _pool_body(self, name: str, slots: int) -> dict[str, Any]:
         return {"name": name, "slots": slots, "description": "AirflowStack", "include_deferred": True}

@@ -114,6 +114,11 @@ print(json.dumps({
     "plugins_folder": settings.PLUGINS_FOLDER,
     "import_errors": plugins_manager.get_import_errors(),
     "plugin_sources": [str(p.get("source")) for p in plugins_manager.get_plugin_info(["source"])],
+    "fastapi_apps": [
+        {"url_prefix": a["url_prefix"], "app": repr(a["app"])} for a in plugins_manager.get_fastapi_plugins()[0]
+    ],
+    "external_views": [v["href"] for v in plugins_manager._get_ui_plugins()[0]],
+    "heavy": sorted(m for m in ("fastapi", "psycopg", "openpyxl") if m in sys.modules),
     "from_package": {
         name: module.__file__
         for name, module in list(sys.modules.items())
@@ -164,6 +169,19 @@ def test_plugin_loader_leaves_the_callfilter_package_alone(tmp_path):
     assert loaded["import_errors"] == {}
     assert loaded["from_package"] == {}
     assert not [s for s in loaded["plugin_sources"] if "callfilter/" in s]
+
+
+def test_plugin_loader_loads_the_screening_page_lazily(tmp_path):
+    """plugins/callfilter_ui_plugin.py is loaded by every component: it mounts callfilter.ui under /callfilter
+    and links it from the navigation, yet imports neither callfilter.ui nor FastAPI (the api-server imports
+    them on the page's first request)."""
+    loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
+    assert loaded["import_errors"] == {}
+    assert [s for s in loaded["plugin_sources"] if s.endswith("callfilter_ui_plugin.py")]
+    assert loaded["fastapi_apps"] == [{"url_prefix": "/callfilter", "app": "callfilter.ui:app"}]
+    assert loaded["external_views"] == ["/callfilter/"]
+    assert loaded["from_package"] == {}
+    assert loaded["heavy"] == []
 
 
 def test_call_filter_params_are_the_run_params():
