@@ -261,8 +261,10 @@ def test_a_closing_calling_window_cancels_the_dialing_and_sends_the_rest_when_it
     assert not [c for c in created if closes <= c < opens]  # nothing created while the window was shut
     cancelled = [t for t in stats["tasks"] if t["status"] == "CANCELLED"]
     assert cancelled, "a vendor task was dialing when the window closed"
+    # Cancelled at the close: the trigger fires then, and its query task cancels once it has started
+    # (seconds at real pace; up to tens of seconds on a busy 2-core machine with five of them at once).
     for t in cancelled:
-        assert closes <= datetime.fromtimestamp(t["cancelled_at"], tz) < closes + timedelta(seconds=20)
+        assert closes <= datetime.fromtimestamp(t["cancelled_at"], tz) < closes + timedelta(seconds=45)
     resent = [t for t in stats["tasks"] if t["request_id"].endswith("-a2")]
     assert 1 <= len(resent) <= len(cancelled)  # a cancelled task whose calls all ended has nothing left
     assert all(datetime.fromtimestamp(t["created_at"], tz) >= opens for t in resent)
