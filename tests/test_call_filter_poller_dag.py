@@ -10,12 +10,12 @@ import pytest
 
 from callfilter_dev import devenv
 from tests.conftest import RUN_DIR
-from tests.test_call_filter_dag import airflow_home, run_dag  # noqa: F401 (the session's Airflow home)
+from tests.test_call_filter_dag import run_dag
 
 pytestmark = pytest.mark.dag
 
 
-def poll(airflow_home, db, sim, tmp_path, **extra) -> str:  # noqa: F811
+def poll(airflow_home, db, sim, tmp_path, **extra) -> str:
     env = devenv.airflow_env(airflow_home, tmp_path / "files", db.conn_uri(), sim.conn_uri(), **extra)
     result = devenv.airflow(env, "dags", "test", "call_filter_poller", check=False)
     output = result.stdout + result.stderr
@@ -24,7 +24,7 @@ def poll(airflow_home, db, sim, tmp_path, **extra) -> str:  # noqa: F811
     return output
 
 
-def call_filter_runs(airflow_home, tmp_path) -> dict[str, dict]:  # noqa: F811
+def call_filter_runs(airflow_home, tmp_path) -> dict[str, dict]:
     env = devenv.airflow_env(airflow_home, tmp_path / "files", "{}", "{}")
     listed = devenv.airflow(env, "dags", "list-runs", "call_filter", "-o", "json").stdout
     line = [line for line in listed.splitlines() if line.startswith("[{") or line == "[]"][-1]
@@ -32,7 +32,7 @@ def call_filter_runs(airflow_home, tmp_path) -> dict[str, dict]:  # noqa: F811
 
 
 def test_poller_starts_one_run_per_registered_task_and_never_a_second(
-    airflow_home,  # noqa: F811
+    airflow_home,
     db,
     simulator,
     tmp_path,
@@ -67,7 +67,7 @@ def test_poller_starts_one_run_per_registered_task_and_never_a_second(
     assert db.value("select count(*) from call_filter_task where status = 0") == 3  # each run registers it
 
 
-def test_poller_releases_a_task_whose_run_failed_or_is_gone(airflow_home, db, simulator, tmp_path):  # noqa: F811
+def test_poller_releases_a_task_whose_run_failed_or_is_gone(airflow_home, db, simulator, tmp_path):
     # A call_filter run that failed (on a batchid without numbers), with a task left "running" by it, as
     # when a run is marked failed in the UI without its callbacks running.
     ok, output = run_dag(airflow_home, db, simulator, tmp_path, {"batchid": "NOPE", "calling_hours": ""})

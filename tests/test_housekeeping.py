@@ -10,7 +10,6 @@ import pytest
 
 from callfilter_dev import devenv
 from tests.conftest import RUN_DIR
-from tests.test_call_filter_dag import airflow_home  # noqa: F401 (the session's Airflow home)
 
 pytestmark = pytest.mark.dag
 
@@ -37,7 +36,7 @@ def task(db, status: int, batch_statuses: tuple[int, ...] = ()) -> int:
     return task_id
 
 
-def test_housekeeping_deletes_only_old_files_of_ended_tasks(airflow_home, db, simulator, tmp_path):  # noqa: F811
+def test_housekeeping_deletes_only_old_files_of_ended_tasks(airflow_home, db, simulator, tmp_path):
     files = tmp_path / "files"
     finished = task(db, 2, (2,))
     cancelled = task(db, 5, (3,))

@@ -13,8 +13,7 @@ from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.progress import read_progress, waiting_on
 from callfilter.sending import batch_log
 from callfilter.vendor import VendorHook
-from tests.batches import plan, send
-from tests.test_operators import context, drive, first_event
+from tests.batches import context, drive, first_event, plan, send
 
 
 @pytest.fixture(autouse=True)

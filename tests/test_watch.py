@@ -15,8 +15,7 @@ from callfilter.operators import QueryBatchOperator, SendBatchOperator
 from callfilter.results import store_results
 from callfilter.vendor import VendorHook
 from callfilter_dev.watch import RunStuck, RunWatcher
-from tests.batches import plan, send
-from tests.test_operators import context
+from tests.batches import context, plan, send
 
 NUMBERS = [f"1350000{i:04d}" for i in range(6)]
 
