@@ -19,8 +19,10 @@ demo: venv  ## screen batch DEMO-1 end to end on embedded defaults
 test: venv lint  ## the whole test suite
 	$(BIN)/python -m pytest
 
-bench: venv  ## the benchmarks (minutes each; figures in docs/benchmarks.md)
+bench: venv  ## the benchmarks, one after another (minutes each; figures in docs/benchmarks.md)
 	$(BIN)/python bench/saturation.py
+	$(BIN)/python bench/dataplane.py
+	$(BIN)/python bench/memory.py
 
 lint: venv
 	$(BIN)/ruff check .

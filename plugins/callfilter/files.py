@@ -12,11 +12,13 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
@@ -67,6 +69,10 @@ class Storage:
 
     def write_bytes(self, path: str, data: bytes) -> str:
         """Write a whole file (through a temporary name where the store allows, so readers never see half)."""
+        return self.write_file(path, io.BytesIO(data))
+
+    def write_file(self, path: str, source: BinaryIO) -> str:
+        """Write a whole file from an open binary file, copied in chunks, as `write_bytes` writes one."""
         target = self.root / path
         if self.root.protocol in ("", "file", "local"):
             # Phone numbers: readable by the owner and its group only, never by every local user.
@@ -74,11 +80,12 @@ class Storage:
             part = f"{target.path}.{uuid.uuid4().hex}.part"  # one per writer: two stores never share it
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                shutil.copyfileobj(source, out, _CHUNK)
             os.replace(part, target.path)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)  # object stores make an upload visible only once complete
+            with target.open("wb") as out:  # object stores make an upload visible only once complete
+                shutil.copyfileobj(source, out, _CHUNK)
         return self.url(path)
 
     def read_bytes(self, path: str) -> bytes:
@@ -93,11 +100,21 @@ class Storage:
     def write_xlsx(
         self, path: str, sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
     ) -> str:
-        return self.write_bytes(path, xlsx_bytes(sheets))
+        """An xlsx workbook (`write_workbook`), made in a local temporary file and then copied: a summary of a
+        million rows is never held in memory whole."""
+        with tempfile.TemporaryFile() as made:
+            write_workbook(made, sheets)
+            made.seek(0)
+            return self.write_file(path, made)
 
 
-def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]) -> bytes:
-    """An xlsx workbook with one sheet per (title, header, rows); rows stream (write-only mode).
+_CHUNK = 1 << 20
+
+
+def write_workbook(
+    out: BinaryIO, sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
+) -> None:
+    """An xlsx workbook with one sheet per (title, header, rows) into `out`; rows stream (write-only mode).
 
     Whatever the data, no cell becomes a formula: text is text (a telno or a vendor field starting with
     "=" included), and control characters xlsx cannot hold are written as visible escapes (\\x01).
@@ -126,9 +143,7 @@ def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]
         sheet.append([cell(sheet, v) for v in header])
         for row in rows:
             sheet.append([cell(sheet, v) for v in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    workbook.save(out)
 
 
 def _escaped(match: re.Match[str]) -> str:
