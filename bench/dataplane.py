@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -116,7 +115,7 @@ class MeasuredStorage(files.Storage):
         self.reset()
 
     def reset(self) -> None:
-        self.json = self.json_floor = self.json_write = self.json_compact = self.last_write = 0.0
+        self.json = self.json_floor = self.json_write = self.last_write = 0.0
         self.xlsx = self.xlsx_floor = 0.0
         self.pull = self.instrumentation = 0.0
         self.json_bytes = self.json_files = self.xlsx_files = 0
@@ -132,9 +131,6 @@ class MeasuredStorage(files.Storage):
         url = super().write_json(path, payload)
         written = perf_counter()
         self.json_write += self.last_write
-        compact = perf_counter()
-        json.dumps(payload, ensure_ascii=False)  # what the C encoder takes (no indent): for comparison
-        self.json_compact += perf_counter() - compact
         data = self.read_bytes(path)
         floor_path = self.scratch / f"floor-{next(self.counter)}.json"
         floor_started = perf_counter()
@@ -434,7 +430,6 @@ def run_steps(conn, filter_task_id: int, storage: MeasuredStorage, seed: int) ->
                 "json": storage.json,
                 "json_floor": storage.json_floor,
                 "json_write": storage.json_write,
-                "json_compact": storage.json_compact,
                 "json_files": storage.json_files,
                 "json_bytes": storage.json_bytes,
                 "xlsx": storage.xlsx,
@@ -508,8 +503,8 @@ def report(measured: list[dict[str, Any]], numbers: int) -> None:
         if m["json_files"]:
             rows.append((f"{step}: {what_json} ({m['json_files']} files, {m['json_bytes'] / 1e6:.0f} MB)",
                          m["json"], m["json_floor"], "json", "the same bytes, open().write"))  # fmt: skip
-            rows.append((f"{step}: {what_json}, of which json.dumps(indent=1)", m["json"] - m["json_write"],
-                         None, "part", f"compact json.dumps (C encoder) takes {m['json_compact']:.2f} s"))  # fmt: skip
+            rows.append((f"{step}: {what_json}, of which json.dumps", m["json"] - m["json_write"],
+                         None, "part", "compact JSON, the C encoder"))  # fmt: skip
             rows.append((f"{step}: {what_json}, of which Storage.write_bytes", m["json_write"],
                          m["json_floor"], "json", "the same bytes, open().write"))  # fmt: skip
         if m["xlsx_files"]:

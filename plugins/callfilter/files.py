@@ -92,7 +92,9 @@ class Storage:
         return (self.root / path).read_bytes()
 
     def write_json(self, path: str, payload: Any) -> str:
-        return self.write_bytes(path, json.dumps(payload, ensure_ascii=False, indent=1).encode())
+        """Compact JSON (the C encoder: an indented file takes Python's own, ~4x slower on 500 MB of raw
+        results); `python -m json.tool FILE` shows one indented."""
+        return self.write_bytes(path, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
 
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
