@@ -1,0 +1,50 @@
+"""docker-compose.yaml as a deployment reads it: the services the design names, no secret in the file, every
+setting documented in .env.example, nothing but the api-server published. (No container engine here: the
+file is checked as YAML and against the environment it promises, not run.)"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yaml"
+VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def test_the_services_of_a_celery_deployment_with_the_simulator_as_the_call_center():
+    services = compose()["services"]
+    assert set(services) == {
+        "postgres", "redis", "callcenter", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+        "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+    }  # fmt: skip
+    common = services["airflow-scheduler"]["environment"]
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+    assert common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
+    assert common["AIRFLOW_CONN_CALLFILTER_DB"].endswith("@postgres:5432/callfilter")  # its own database
+    assert services["airflow-worker"]["command"] == "celery worker"
+    for name in ("airflow-worker", "airflow-triggerer", "airflow-scheduler"):
+        assert "callfilter-files:/opt/callfilter/files" in services[name]["volumes"]  # one shared file store
+
+
+def test_only_the_api_server_is_published_and_no_secret_is_in_the_file():
+    services = compose()["services"]
+    assert [name for name, service in services.items() if service.get("ports")] == ["airflow-apiserver"]
+    text = COMPOSE.read_text(encoding="utf-8")
+    for secret in ("POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "CALLCENTER_APP_SECRET"):
+        uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), (secret, uses)  # required, no default
+
+
+def test_every_setting_the_file_reads_is_documented_in_the_example_env():
+    text = COMPOSE.read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    assert set(VARIABLE.findall(text)) - {"HOSTNAME"} <= documented
