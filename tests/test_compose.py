@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -48,3 +49,27 @@ def test_every_setting_the_file_reads_is_documented_in_the_example_env():
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, flags=re.MULTILINE))
     assert set(VARIABLE.findall(text)) - {"HOSTNAME"} <= documented
+
+
+def test_compose_config_accepts_the_file_with_the_example_env(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("docker-compose"):
+        command = ["docker-compose"]
+    elif (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
+        command = ["docker", "compose"]
+    else:
+        pytest.skip("no docker compose (nor docker-compose) on this machine: only the file's own checks ran")
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    checked = subprocess.run(
+        [*command, "--env-file", str(env), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
