@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -84,6 +86,17 @@ def database() -> Iterator[devenv.Database]:
     yield server
     if server.server is not None:
         server.server.cleanup()
+
+
+@contextlib.contextmanager
+def module_database(database: devenv.Database, name: str) -> Iterator[tuple[devenv.Database, str, Any]]:
+    """A stack test module's own business database `name` (from the schema'd template), with a dict-row
+    autocommit connection: (server, name, connection)."""
+    from psycopg.rows import dict_row
+
+    database.create_database(name, template="callfilter_template")
+    with database.connect(name, row_factory=dict_row, autocommit=True) as conn:
+        yield database, name, conn
 
 
 @pytest.fixture(scope="session")

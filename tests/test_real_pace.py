@@ -20,7 +20,7 @@ import pytest
 from callfilter.params import timezone
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
-from tests.conftest import APP_ID, APP_SECRET, RUN_DIR
+from tests.conftest import APP_ID, APP_SECRET, RUN_DIR, module_database
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -64,12 +64,8 @@ def vendor() -> Iterator[Vendor]:
 
 @pytest.fixture(scope="module")
 def business_db(database):
-    from psycopg.rows import dict_row
-
-    name = "callfilter_realpace"
-    database.create_database(name, template="callfilter_template")
-    with database.connect(name, row_factory=dict_row, autocommit=True) as conn:
-        yield database, name, conn
+    with module_database(database, "callfilter_realpace") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import requests
 
 from callfilter.params import timezone
 from callfilter_dev import devenv
-from tests.conftest import APP_ID, APP_SECRET, RUN_DIR
+from tests.conftest import APP_ID, APP_SECRET, RUN_DIR, module_database
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -63,12 +63,8 @@ def load_batch(conn: Any, batchid: str, prefix: str, first_telid: int) -> dict[s
 
 @pytest.fixture(scope="module")
 def business_db(database):
-    from psycopg.rows import dict_row
-
-    name = "callfilter_ui"
-    database.create_database(name, template="callfilter_template")
-    with database.connect(name, row_factory=dict_row, autocommit=True) as conn:
-        yield database, name, conn
+    with module_database(database, "callfilter_ui") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
