@@ -16,7 +16,19 @@ import requests
 Tamper = Callable[[str, str, Any], Any]
 
 
-class TamperingProxy:
+class LocalServer:
+    """An HTTP server on a free local port, serving a handler class in a daemon thread until `close()`."""
+
+    def _serve(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class TamperingProxy(LocalServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.tamper: Tamper | None = None
@@ -52,9 +64,4 @@ class TamperingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.port = self.server.server_address[1]
-
-    def close(self) -> None:
-        self.server.shutdown()
+        self._serve(Handler)

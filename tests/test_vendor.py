@@ -25,6 +25,7 @@ from callfilter.vendor import (
     parse_response,
 )
 from tests.conftest import APP_ID, APP_SECRET
+from tests.tampering import LocalServer
 
 FAST_RETRY = {"max_attempts": 12, "backoff_base": 0.01, "backoff_max": 0.05}
 
@@ -277,13 +278,12 @@ def test_slow_answers_time_out_and_count_as_retryable(start_simulator):
         VendorHook(timeout=5).task_status("T1")
 
 
-class BrokenVendor:
+class BrokenVendor(LocalServer):
     """A stub HTTP server answering each request with the next canned answer: the simulator follows the
     contract, so a vendor (or a proxy in front of it) that breaks it is played by this stub."""
 
     def __init__(self, answers: list[tuple[int, str, bytes]]) -> None:
         import http.server
-        import threading
 
         self.answers = list(answers)
         self.requests = 0
@@ -302,12 +302,7 @@ class BrokenVendor:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.port = self.server.server_address[1]
-
-    def close(self) -> None:
-        self.server.shutdown()
+        self._serve(Handler)
 
 
 @pytest.fixture
