@@ -126,7 +126,10 @@ def send_batch(
     )
     try:
         data = hook.create_task_from_body(body)
-        # What the vendor said is kept before it is read: a vendor task that exists is never lost.
+        # What the vendor said is kept before it is read: a vendor task that exists is never lost (its id is
+        # kept too, unless another batch follows that vendor task).
+        task_id = answers.usable_task_id(data)
+        owner = _vendor_task_owner(conn, batch_log, task_id) if task_id else None
         with conn.transaction():
             db.run(
                 conn,
@@ -134,10 +137,10 @@ def send_batch(
                 {
                     "log_id": batch_log["id"],
                     "answer": Jsonb(answers.storable(data)),
-                    "task_id": answers.usable_task_id(data),
+                    "task_id": None if owner else task_id,
                 },
             )
-        answer = _read_answer(conn, batch_log, body, data)
+        answer = _read_answer(batch_log, body, data, owner)
     except VendorError as exc:
         with conn.transaction():
             db.run(
@@ -185,10 +188,19 @@ def send_batch(
     return new_log
 
 
+def _vendor_task_owner(
+    conn: psycopg.Connection[Any], batch_log: dict[str, Any], task_id: str
+) -> dict[str, Any] | None:
+    """The other batch log following vendor task `task_id`, if any (vendor_task_owner.sql says which)."""
+    params = {"task_id": task_id, "log_id": batch_log["id"], "filter_task_id": batch_log["filter_task_id"]}
+    return db.one(conn, "vendor_task_owner", params)
+
+
 def _read_answer(
-    conn: psycopg.Connection[Any], batch_log: dict[str, Any], body: dict[str, Any], data: Any
+    batch_log: dict[str, Any], body: dict[str, Any], data: Any, owner: dict[str, Any] | None
 ) -> answers.CreateAnswer:
-    """The create answer checked against the request; raises when it names no vendor task of this batch."""
+    """The create answer checked against the request; raises when it names no vendor task of this batch
+    (`owner`: the other batch log that follows the vendor task it names)."""
     nids = [str(n["nid"]) for n in body["numbers"]]
     answer = answers.check_create_answer(data, nids, earlier=batch_log.get("send_answer"))
     if answer is None:
@@ -197,11 +209,6 @@ def _read_answer(
             f"({str(data)[:200]}); it is kept on batch log {batch_log['id']} and the create will be asked "
             "again (the same request_id creates nothing new)"
         )
-    owner = db.one(
-        conn,
-        "vendor_task_owner",
-        {"task_id": answer.task_id, "log_id": batch_log["id"], "filter_task_id": batch_log["filter_task_id"]},
-    )
     if owner is not None:
         raise TaskIdTakenError(
             f"request {body['request_id']}: the vendor answered task_id {answer.task_id}, which is the vendor "
