@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callfilter import contract
@@ -190,6 +190,13 @@ class CreateTaskRequest(BaseModel):
     numbers: list[NumberIn] = Field(min_length=1, max_length=contract.MAX_NUMBERS_PER_TASK)
     max_attempts: int = Field(default=1, ge=1, le=3)
     caller_id: str | None = Field(default=None, max_length=32)
+
+    @field_validator("max_attempts", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not the integer 1 (2.0 is 2, as JSON Schema says)
+            raise ValueError("must be an integer, not a boolean")
+        return value
 
 
 class Rejected(BaseModel):
