@@ -1,5 +1,6 @@
--- How far a filter task is: its row and the counts of its batches (call_filter_batch_progress). `moved_at`
--- is the latest time anything of the task was recorded: a watcher tells a stuck run by it not changing.
+-- How far each filter task of `filter_task_ids` is: its row and the counts of its batches
+-- (call_filter_batch_progress). `moved_at` is the latest time anything of the task was recorded: a watcher
+-- tells a stuck run by it not changing.
 select t.id as filter_task_id, t.batchid, t.status, t.step, t.totalnum, t.batch_size, t.runbegintime,
        t.runendtime, t.message,
        count(p.filter_send_batch_id) as planned,
@@ -15,5 +16,5 @@ select t.id as filter_task_id, t.batchid, t.status, t.step, t.totalnum, t.batch_
        greatest(t.runbegintime, t.runendtime, max(p.moved_at)) as moved_at
 from call_filter_task t
 left join call_filter_batch_progress p on p.filter_task_id = t.id
-where t.id = %(filter_task_id)s
+where t.id = any(%(filter_task_ids)s)
 group by t.id

@@ -82,13 +82,22 @@ def find_task(conn: psycopg.Connection[Any], batchid: str, after_id: int) -> int
 
 
 def read_progress(conn: psycopg.Connection[Any], filter_task_id: int) -> TaskProgress:
-    row = db.one(conn, "task_progress", {"filter_task_id": filter_task_id})
-    if row is None:
+    found = read_progresses(conn, [filter_task_id])
+    if filter_task_id not in found:
         raise LookupError(f"filter task {filter_task_id} does not exist")
+    return found[filter_task_id]
+
+
+def read_progresses(conn: psycopg.Connection[Any], filter_task_ids: list[int]) -> dict[int, TaskProgress]:
+    """The progress of each of these filter tasks that exists, by id."""
     fields = TaskProgress.__dataclass_fields__
-    return TaskProgress(
-        **{k: (int(v) if fields[k].type == "int" else v) for k, v in row.items() if k in fields}
-    )
+    rows = db.all_rows(conn, "task_progress", {"filter_task_ids": filter_task_ids})
+    return {
+        int(row["filter_task_id"]): TaskProgress(
+            **{k: (int(v) if fields[k].type == "int" else v) for k, v in row.items() if k in fields}
+        )
+        for row in rows
+    }
 
 
 def waiting_on(conn: psycopg.Connection[Any], filter_task_id: int, limit: int = 10) -> list[str]:

@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from callfilter import codes, db, files, rules
+from callfilter import codes, db, files, progress, rules
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,20 @@ def preview(batchid: str, batch_size: int) -> dict[str, Any]:
 
 
 def task_list() -> list[dict[str, Any]]:
+    """The newest filter tasks with their batches' progress and their batchid's verdicts now."""
     with db.connect() as conn:
-        return db.all_rows(conn, "list_filter_tasks", {"limit": TASK_LIST_LIMIT})
+        tasks = db.all_rows(conn, "list_filter_tasks", {"limit": TASK_LIST_LIMIT})
+        found = progress.read_progresses(conn, [task["id"] for task in tasks])
+    for task in tasks:
+        done = found[task["id"]]
+        task.update(
+            planned=done.planned,
+            sent=done.sent,
+            queried=done.queried,
+            applied=done.applied,
+            failed=done.failed,
+        )
+    return tasks
 
 
 def task_by_run(dag_run_id: str) -> int | None:
