@@ -138,6 +138,21 @@ def test_rate_limit_answers_429_with_retry_after(start_simulator):
     # The client waits Retry-After and gets through.
     with pytest.raises(TaskNotFoundError):
         VendorHook(max_attempts=5, backoff_base=0.01, backoff_max=2).task_status("T1")
+    stats = sim.stats()  # the simulator counts what it refused, and the busiest second it saw
+    assert stats["rate_limited_answers"] >= len(limited) and stats["peak_requests_per_second"] >= 6
+
+
+def test_the_simulator_counts_requests_by_kind_by_vendor_task_and_per_second(simulator):
+    hook = VendorHook()
+    task_id = hook.create_task("cf-13-0001", "counted", numbers(600))["task_id"]
+    hook.task_status(task_id)
+    hook.task_status(task_id)
+    assert len(hook.all_results(task_id)[1]) == 2  # 600 records in pages of 500
+    stats = simulator.stats()
+    assert stats["requests_by_kind"] == {"create": 1, "status": 2, "results": 2}
+    [task] = stats["tasks"]
+    assert task["status_requests"] == 2 and task["result_requests"] == 2
+    assert sum(stats["requests_by_second"].values()) == 5 and stats["peak_requests_per_second"] >= 1
 
 
 def test_same_request_id_creates_one_task_and_dials_once(simulator):
