@@ -106,7 +106,11 @@ class VendorSlotTrigger(BaseTrigger):
     """Waits until a slot is free for this batch: fewer than `cap` vendor tasks unfinished (the batches
     holding a slot, less those whose vendor task has ended or is past its deadline) counting the batches of
     its task that wait ahead of it. Read-only; the event names the ended ones as [log id, vendor task id]
-    so the resumed task can give back their slots."""
+    so the resumed task can give back their slots.
+
+    It asks the vendor about the held vendor tasks itself (under `dag.test()` no query runs while a send
+    waits, so nobody else would see them end), but the waiting sends of a triggerer share those answers:
+    the vendor sees about `cap` status requests per poll interval however many sends wait."""
 
     def __init__(
         self,
@@ -155,7 +159,9 @@ class VendorSlotTrigger(BaseTrigger):
                 ended.append([row["id"], row["task_id"]])
                 continue
             try:
-                status = await hook.task_status(row["task_id"])
+                # Every send waiting in this triggerer asks about the same held vendor tasks: an answer
+                # another one got within the poll interval is as fresh as this poll needs (vendor.py).
+                status = await hook.task_status(row["task_id"], max_age=self.poll_interval)
             except VendorError as exc:
                 self.log.warning("vendor task %s: status not read (%s)", row["task_id"], exc)
                 continue
