@@ -100,8 +100,8 @@ def test_a_final_vendor_error_yields_error_with_the_reason(vendor):
     assert "40401" in event["message"]
 
 
-def test_many_sends_waiting_for_a_slot_ask_the_vendor_about_the_held_tasks_as_often_as_one_would(
-    start_simulator, db, storage
+def test_many_sends_waiting_for_a_slot_ask_the_vendor_and_the_database_as_often_as_one_would(
+    start_simulator, db, storage, monkeypatch
 ):
     # 10 filter tasks with 5 sends each waiting behind 2 dialing vendor tasks, in one triggerer (one loop).
     from callfilter import db as dbm
@@ -127,23 +127,27 @@ def test_many_sends_waiting_for_a_slot_ask_the_vendor_about_the_held_tasks_as_of
                 waiting.append((task, log_id))
     poll = 0.5
     before = sim.stats()["requests_by_kind"].get("status", 0)
+    connects, aconnect = [], dbm.aconnect  # the database connections the triggers open, counted
+    monkeypatch.setattr(dbm, "aconnect", lambda *a: connects.append(a) or aconnect(*a))
 
-    async def watch() -> tuple[int, int, list[dict | None]]:
+    async def watch() -> tuple[int, int, int, list[dict | None]]:
         triggers = [VendorSlotTrigger(log_id, 2, poll, 3600) for _, log_id in waiting]
         runs = [asyncio.create_task(anext(t.run())) for t in triggers]
         await asyncio.sleep(4 * poll)
         early = sum(r.done() for r in runs)
         statuses = sim.stats()["requests_by_kind"]["status"] - before
+        reads = len(connects)
         hook.cancel_task(held[0]["task_id"])  # one held vendor task ends
         done, pending = await asyncio.wait(runs, timeout=6 * poll)
         for run in pending:
             run.cancel()
-        return early, statuses, [r.result().payload if r in done else None for r in runs]
+        return early, statuses, reads, [r.result().payload if r in done else None for r in runs]
 
-    early, statuses, events = asyncio.run(watch())
+    early, statuses, reads, events = asyncio.run(watch())
     # 4 poll intervals of 50 waiters: the vendor was asked about each held task about once an interval (not
-    # 50 x 2 x 4 = 400 times), and nobody got a slot while both vendor tasks dialed.
-    assert early == 0 and 2 <= statuses <= 2 * 6
+    # 50 x 2 x 4 = 400 times), the database read about once an interval (not 200 times), and nobody got a
+    # slot while both vendor tasks dialed.
+    assert early == 0 and 2 <= statuses <= 2 * 6 and 1 <= reads <= 6
     # When a held vendor task ends, every task's first waiting send sees its slot free (no query is needed
     # to notice, as under dag.test()); the sends behind them wait on.
     first_of_each_task = {task: log_id for task, log_id in reversed(waiting)}

@@ -109,8 +109,9 @@ class VendorSlotTrigger(BaseTrigger):
     so the resumed task can give back their slots.
 
     It asks the vendor about the held vendor tasks itself (under `dag.test()` no query runs while a send
-    waits, so nobody else would see them end), but the waiting sends of a triggerer share those answers:
-    the vendor sees about `cap` status requests per poll interval however many sends wait."""
+    waits, so nobody else would see them end), but the waiting sends of a triggerer share those answers,
+    and their reads of the slots (callfilter.sharing): the vendor sees about `cap` status requests, and the
+    database one read, per poll interval however many sends wait."""
 
     def __init__(
         self,
@@ -175,7 +176,7 @@ class VendorSlotTrigger(BaseTrigger):
         hook = VendorAsyncHook(self.vendor_conn_id)
         while True:
             try:
-                held, ahead = await slots.held_slots(self.db_conn_id, self.log_id)
+                held, ahead = await slots.held_slots(self.db_conn_id, self.log_id, self.poll_interval)
                 ended = await self._ended(held, hook) if len(held) + ahead >= self.cap else []
             except Exception as exc:  # the database may be away for a moment; the wait goes on
                 self.log.warning("vendor slots not counted (%s); trying again", exc)

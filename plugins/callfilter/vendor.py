@@ -13,7 +13,6 @@ import json
 import logging
 import ssl
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from callfilter.errors import (
     VendorFinalError,
     VendorUnavailableError,
 )
+from callfilter.sharing import loop_state, shared_answers
 
 log = logging.getLogger(__name__)
 
@@ -348,28 +348,6 @@ class VendorHook(HttpHook):
         return self.request("POST", f"{contract.API_PREFIX}/{task_id}/cancel")
 
 
-class _SharedStatus:
-    """What every trigger of one triggerer process shares (they run in one event loop): the answer to the
-    last status request of each vendor task, the request in flight for it, and when the next vendor request
-    may start."""
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-        self.in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
-        self.next_start = 0.0
-
-
-_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedStatus] = weakref.WeakKeyDictionary()
-
-
-def _shared_status() -> _SharedStatus:
-    loop = asyncio.get_running_loop()
-    shared = _shared.get(loop)
-    if shared is None:
-        shared = _shared[loop] = _SharedStatus()
-    return shared
-
-
 class VendorAsyncHook(HttpAsyncHook):
     """The status call for async code (the triggerer), on the same connection as `VendorHook`.
 
@@ -434,47 +412,29 @@ class VendorAsyncHook(HttpAsyncHook):
     async def task_status(self, vendor_task_id: str, max_age: float = 0.0) -> dict[str, Any]:
         """A vendor task's status; typed errors as in `VendorHook`. A request for it already in flight in
         this process answers this call too; `max_age` > 0: an answer that recent is reused."""
-        shared = _shared_status()
-        key = (self.vendor_conn_id, vendor_task_id)
-        pending = shared.in_flight.get(key)
-        if pending is not None:
-            return dict(await asyncio.shield(pending))
-        known = shared.answers.get(key)
-        if known is not None and time.monotonic() - known[0] <= max_age:
-            return dict(known[1])
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
-        shared.in_flight[key] = future
-        try:
-            await self._pace(shared)
-            answer = await self._request_status(vendor_task_id)
-        except asyncio.CancelledError:
-            # This caller was stopped; the others asking with it try again at their next poll.
-            future.set_exception(VendorUnavailableError(f"status of {vendor_task_id}: request cancelled"))
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            shared.answers[key] = (time.monotonic(), answer)
-            future.set_result(answer)
-            return dict(answer)
-        finally:
-            shared.in_flight.pop(key, None)
+        return dict(
+            await shared_answers("vendor task status").get(
+                (self.vendor_conn_id, vendor_task_id),
+                max_age,
+                lambda: self._paced_status(vendor_task_id),
+                cancelled=lambda: VendorUnavailableError(f"status of {vendor_task_id}: request cancelled"),
+            )
+        )
 
-    @staticmethod
-    async def _pace(shared: _SharedStatus) -> None:
-        """Wait for this request's turn: starts at least 1 / CALLFILTER_TRIGGERER_VENDOR_RATE s apart."""
+    async def _paced_status(self, vendor_task_id: str) -> dict[str, Any]:
+        """The status request, when its turn comes: this process starts vendor requests at least
+        1 / CALLFILTER_TRIGGERER_VENDOR_RATE s apart."""
         from callfilter.params import triggerer_vendor_rate
 
         rate = triggerer_vendor_rate()
-        if rate <= 0:
-            return
-        now = time.monotonic()
-        start = max(now, shared.next_start)
-        shared.next_start = start + 1.0 / rate
-        if start > now:
-            await asyncio.sleep(start - now)
+        if rate > 0:
+            pace = loop_state("vendor request pace", lambda: {"next_start": 0.0})
+            now = time.monotonic()
+            start = max(now, pace["next_start"])
+            pace["next_start"] = start + 1.0 / rate
+            if start > now:
+                await asyncio.sleep(start - now)
+        return await self._request_status(vendor_task_id)
 
     async def _request_status(self, vendor_task_id: str) -> dict[str, Any]:
         config = await self.config()
