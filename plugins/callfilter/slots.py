@@ -14,6 +14,9 @@ import psycopg
 from callfilter import db
 from callfilter.sharing import shared_answers
 
+# Seconds a slot may be held with no vendor task (a create call with all its retries takes far less).
+UNSENT_SLOT_GRACE = 300.0
+
 
 def reserve(conn: psycopg.Connection[Any], log_id: int, cap: int) -> bool:
     """Take a slot for the batch (kept if it holds one already); False when all `cap` slots are held, and
@@ -44,7 +47,11 @@ def release_ended(conn: psycopg.Connection[Any], ended: list[tuple[int, str | No
         return db.run(
             conn,
             "release_ended_slots",
-            {"log_ids": [log_id for log_id, _ in ended], "task_ids": [task_id for _, task_id in ended]},
+            {
+                "log_ids": [log_id for log_id, _ in ended],
+                "task_ids": [task_id for _, task_id in ended],
+                "unsent_grace": UNSENT_SLOT_GRACE,
+            },
         )
 
 

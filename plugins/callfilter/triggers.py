@@ -14,12 +14,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
 from callfilter.errors import VendorError
+from callfilter.slots import UNSENT_SLOT_GRACE
 from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
-# Seconds a slot may be held with no vendor task (a create call with all its retries takes far less).
-UNSENT_SLOT_GRACE = 300.0
 
 
 class VendorTaskTrigger(BaseTrigger):
