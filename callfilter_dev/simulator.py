@@ -51,6 +51,7 @@ DEFAULT_OUTCOME_MIX: dict[str, float] = {
     "INVALID_FORMAT": 1,
 }
 VENDOR_TZ = timezone(timedelta(hours=8))
+REQUEST_SECONDS_KEPT = 3600  # /_sim/stats' requests_by_second covers the last hour with requests
 
 
 def _unit(*parts: object) -> float:
@@ -312,6 +313,12 @@ class CallCenter:
         self.sequence = itertools.count(1)
         self.submitted: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # Every contract request as it arrives (before signature checks): by kind, by vendor task, per second.
+        self.requests_by_kind: Counter[str] = Counter()
+        self.requests_by_task: dict[str, Counter[str]] = {}
+        self.requests_by_second: Counter[int] = Counter()
+        self.last_second: deque[float] = deque()
+        self.peak_per_second = 0
         self.stuck_re = re.compile(config.stuck_tasks) if config.stuck_tasks else None
         self.slow_re = re.compile(config.slow_tasks) if config.slow_tasks else None
         self.fail_re = re.compile(config.fail_tasks) if config.fail_tasks else None
@@ -343,6 +350,31 @@ class CallCenter:
         self.nonces[nonce] = now
         self.nonce_order.append((now, nonce))
 
+    def count_request(self, method: str, path: str) -> None:
+        """Count a contract request: its kind (create, status, results, cancel), its vendor task, its second
+        and the most requests seen in any one-second window."""
+        now = self.clock()
+        rest = path.removeprefix(contract.API_PREFIX).strip("/").split("/")
+        task_id = rest[0] if rest[0] else None
+        if task_id is None:
+            kind = "create"
+        elif len(rest) == 1:
+            kind = "status"
+        else:
+            kind = rest[1]  # results, cancel
+        self.requests_by_kind[kind] += 1
+        if task_id is not None:
+            self.requests_by_task.setdefault(task_id, Counter())[kind] += 1
+        second = int(now)
+        if second not in self.requests_by_second and len(self.requests_by_second) >= REQUEST_SECONDS_KEPT:
+            del self.requests_by_second[min(self.requests_by_second)]
+        self.requests_by_second[second] += 1
+        window = self.last_second
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        window.append(now)
+        self.peak_per_second = max(self.peak_per_second, len(window))
+
     def admit(self) -> None:
         """Request-rate limit, then injected faults."""
         now = self.clock()
@@ -350,6 +382,7 @@ class CallCenter:
         while window and window[0] <= now - 1.0:
             window.popleft()
         if self.config.rate_limit > 0 and len(window) >= self.config.rate_limit:
+            self.counters["rate_limited"] += 1
             retry_after = max(1, math.ceil(window[0] + 1.0 - now))
             raise ApiError(
                 contract.RATE_LIMITED, "request rate over limit", headers={"Retry-After": str(retry_after)}
@@ -569,6 +602,8 @@ class CallCenter:
                     "cancelled_at": t.cancelled_at,
                     "ended_at": t.finished_at(now),
                     "numbers": len(t.calls),
+                    "status_requests": self.requests_by_task.get(t.task_id, Counter())["status"],
+                    "result_requests": self.requests_by_task.get(t.task_id, Counter())["results"],
                 }
                 for t in self.tasks.values()
             ],
@@ -576,6 +611,10 @@ class CallCenter:
             "injected_429": self.counters["injected_429"],
             "dropped_connections": self.counters["dropped"],
             "requests": self.counters["requests"],
+            "requests_by_kind": dict(self.requests_by_kind),
+            "rate_limited_answers": self.counters["rate_limited"],
+            "peak_requests_per_second": self.peak_per_second,
+            "requests_by_second": {str(s): n for s, n in sorted(self.requests_by_second.items())},
         }
 
 
@@ -603,6 +642,7 @@ def build_app(config: SimulatorConfig, clock: Any = time.time) -> FastAPI:
     async def gate(request: Request) -> None:
         """Every contract route: signature, timestamp and nonce; rate limit; injected faults."""
         center.counters["requests"] += 1
+        center.count_request(request.method, request.url.path)
         body = await request.body()
         # The path and query exactly as sent (not percent-decoded), as the client signed them.
         raw_path = request.scope.get("raw_path") or request.url.path.encode()

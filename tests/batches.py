@@ -26,11 +26,13 @@ def registered(db, batchid: str, run_id: str = "run-1", **params) -> dict:
         return dbm.one(conn, "get_task", {"filter_task_id": reg.filter_task_id})
 
 
-def plan(db, storage, batchid: str, telnos: list[str], **params) -> list[dict]:
-    devenv.load_case_tel(db.conn, batchid, telnos)
+def plan(
+    db, storage, batchid: str, telnos: list[str], first_telid: int = 1, run_id: str = "run-1", **params
+) -> list[dict]:
+    devenv.load_case_tel(db.conn, batchid, telnos, first_telid)
     with dbm.connect() as conn:
         reg = register_task(
-            conn, validate_params({"batchid": batchid, "calling_hours": "", **params}), "run-1"
+            conn, validate_params({"batchid": batchid, "calling_hours": "", **params}), run_id
         )
         task = dbm.one(conn, "get_task", {"filter_task_id": reg.filter_task_id})
         return [b.to_xcom() for b in planning.plan_batches(conn, task, storage, max_batches=1024)]

@@ -91,4 +91,8 @@ def test_a_send_that_died_holding_a_slot_does_not_block_the_waiting_ones(db, sto
     assert event == {"status": SLOT_FREE, "held": 1, "ended": [[logs[0], None]]}
     with dbm.connect() as conn:
         assert slots.release_ended(conn, [(i, t) for i, t in event["ended"]]) == 1
+        # The dead send's retry takes a slot again: the same event, read a moment before, frees nothing now.
+        assert slots.reserve(conn, logs[0], 1)
+        assert slots.release_ended(conn, [(i, t) for i, t in event["ended"]]) == 0
+        slots.release_unsent(conn, logs[0])
         assert slots.reserve(conn, logs[2], 1)

@@ -98,3 +98,60 @@ def test_a_final_vendor_error_yields_error_with_the_reason(vendor):
     event = first_event(waiting_for("T-unknown"))
     assert event["status"] == ERROR and event["vendor_task_id"] == "T-unknown"
     assert "40401" in event["message"]
+
+
+def test_many_sends_waiting_for_a_slot_ask_the_vendor_and_the_database_as_often_as_one_would(
+    start_simulator, db, storage, monkeypatch
+):
+    # 10 filter tasks with 5 sends each waiting behind 2 dialing vendor tasks, in one triggerer (one loop).
+    from callfilter import db as dbm
+    from callfilter import slots
+    from callfilter.sending import batch_log
+    from callfilter.triggers import SLOT_FREE, VendorSlotTrigger
+    from tests.batches import plan, send
+
+    sim = start_simulator("--call-seconds", "0", "--rate-limit", "0", "--stuck-tasks", ".*")
+    hook = VendorHook()
+    holders = plan(db, storage, "H", ["13799999991", "13799999992"], batch_size=1)
+    with dbm.connect() as conn:
+        for batch in holders:
+            assert slots.reserve(conn, batch_log(conn, batch["batch_id"])["id"], 2)
+            send(conn, hook, storage, batch["batch_id"])
+        held = [batch_log(conn, b["batch_id"]) for b in holders]
+        waiting = []  # (filter task, log id), in the order they joined the queue
+        for task in range(10):
+            telnos = [f"137{task:02d}00000{i}" for i in range(5)]
+            for batch in plan(db, storage, f"W{task}", telnos, 10 + task * 5, f"run-w{task}", batch_size=1):
+                log_id = batch_log(conn, batch["batch_id"])["id"]
+                assert not slots.reserve(conn, log_id, 2)
+                waiting.append((task, log_id))
+    poll = 0.5
+    before = sim.stats()["requests_by_kind"].get("status", 0)
+    connects, aconnect = [], dbm.aconnect  # the database connections the triggers open, counted
+    monkeypatch.setattr(dbm, "aconnect", lambda *a: connects.append(a) or aconnect(*a))
+
+    async def watch() -> tuple[int, int, int, list[dict | None]]:
+        triggers = [VendorSlotTrigger(log_id, 2, poll, 3600) for _, log_id in waiting]
+        runs = [asyncio.create_task(anext(t.run())) for t in triggers]
+        await asyncio.sleep(4 * poll)
+        early = sum(r.done() for r in runs)
+        statuses = sim.stats()["requests_by_kind"]["status"] - before
+        reads = len(connects)
+        hook.cancel_task(held[0]["task_id"])  # one held vendor task ends
+        done, pending = await asyncio.wait(runs, timeout=6 * poll)
+        for run in pending:
+            run.cancel()
+        return early, statuses, reads, [r.result().payload if r in done else None for r in runs]
+
+    early, statuses, reads, events = asyncio.run(watch())
+    # 4 poll intervals of 50 waiters: the vendor was asked about each held task about once an interval (not
+    # 50 x 2 x 4 = 400 times), the database read about once an interval (not 200 times), and nobody got a
+    # slot while both vendor tasks dialed.
+    assert early == 0 and 2 <= statuses <= 2 * 6 and 1 <= reads <= 6
+    # When a held vendor task ends, every task's first waiting send sees its slot free (no query is needed
+    # to notice, as under dag.test()); the sends behind them wait on.
+    first_of_each_task = {task: log_id for task, log_id in reversed(waiting)}
+    fired = {log_id: event for (_, log_id), event in zip(waiting, events, strict=True) if event}
+    assert set(fired) == set(first_of_each_task.values())
+    ended = [[held[0]["id"], held[0]["task_id"]]]
+    assert all(e == {"status": SLOT_FREE, "held": 2, "ended": ended} for e in fired.values())

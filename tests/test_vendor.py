@@ -138,6 +138,21 @@ def test_rate_limit_answers_429_with_retry_after(start_simulator):
     # The client waits Retry-After and gets through.
     with pytest.raises(TaskNotFoundError):
         VendorHook(max_attempts=5, backoff_base=0.01, backoff_max=2).task_status("T1")
+    stats = sim.stats()  # the simulator counts what it refused, and the busiest second it saw
+    assert stats["rate_limited_answers"] >= len(limited) and stats["peak_requests_per_second"] >= 6
+
+
+def test_the_simulator_counts_requests_by_kind_by_vendor_task_and_per_second(simulator):
+    hook = VendorHook()
+    task_id = hook.create_task("cf-13-0001", "counted", numbers(600))["task_id"]
+    hook.task_status(task_id)
+    hook.task_status(task_id)
+    assert len(hook.all_results(task_id)[1]) == 2  # 600 records in pages of 500
+    stats = simulator.stats()
+    assert stats["requests_by_kind"] == {"create": 1, "status": 2, "results": 2}
+    [task] = stats["tasks"]
+    assert task["status_requests"] == 2 and task["result_requests"] == 2
+    assert sum(stats["requests_by_second"].values()) == 5 and stats["peak_requests_per_second"] >= 1
 
 
 def test_same_request_id_creates_one_task_and_dials_once(simulator):
@@ -266,6 +281,58 @@ def test_async_status_for_the_triggerer(simulator):
     assert status["status"] == "FINISHED" and status["total"] == 5
     with pytest.raises(TaskNotFoundError):
         asyncio.run(VendorAsyncHook().task_status("T-none"))
+
+
+def test_the_triggers_of_one_process_share_status_answers(simulator):
+    task_id = VendorHook().create_task("cf-14-0001", "shared", numbers(5))["task_id"]
+
+    def status_requests() -> int:
+        return simulator.stats()["requests_by_kind"].get("status", 0)
+
+    async def ask() -> None:
+        hook = VendorAsyncHook()
+        # 20 triggers asking at once: one request, one answer for all of them.
+        answers = await asyncio.gather(*(VendorAsyncHook().task_status(task_id) for _ in range(20)))
+        assert {a["status"] for a in answers} == {"FINISHED"} and status_requests() == 1
+        # An answer younger than max_age is reused; max_age 0 (the default) asks again.
+        assert (await hook.task_status(task_id, max_age=60))["status"] == "FINISHED"
+        assert status_requests() == 1
+        await hook.task_status(task_id)
+        assert status_requests() == 2
+        # A failure reaches every caller that asked with it, and is not kept.
+        failed = await asyncio.gather(
+            *(hook.task_status("T-none", max_age=60) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(f, TaskNotFoundError) for f in failed) and status_requests() == 3
+        with pytest.raises(TaskNotFoundError):
+            await hook.task_status("T-none", max_age=60)
+        assert status_requests() == 4
+
+    asyncio.run(ask())
+
+
+def test_the_triggerer_starts_vendor_requests_at_most_at_its_rate(simulator, monkeypatch):
+    monkeypatch.setenv("CALLFILTER_TRIGGERER_VENDOR_RATE", "5")
+    hook = VendorHook()
+    task_ids = [hook.create_task(f"cf-15-{i:04d}", "paced", numbers(2))["task_id"] for i in range(8)]
+    before = simulator.stats()["requests_by_second"]
+
+    async def ask_all() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(VendorAsyncHook().task_status(t) for t in task_ids))
+        return time.monotonic() - started
+
+    took = asyncio.run(ask_all())
+    # 8 requests at 5 a second start 0.2 s apart: the last one 1.4 s after the first, never 8 in a second.
+    assert took >= 1.35
+    after = simulator.stats()["requests_by_second"]
+    per_second = {s: n - before.get(s, 0) for s, n in after.items() if n - before.get(s, 0)}
+    assert sum(per_second.values()) == 8 and max(per_second.values()) <= 6
+    monkeypatch.setenv("CALLFILTER_TRIGGERER_VENDOR_RATE", "0")  # 0: no limit
+    assert asyncio.run(ask_all()) < 1.0
+    monkeypatch.setenv("CALLFILTER_TRIGGERER_VENDOR_RATE", "fast")
+    with pytest.raises(ValueError, match="CALLFILTER_TRIGGERER_VENDOR_RATE"):
+        asyncio.run(ask_all())
 
 
 def test_slow_answers_time_out_and_count_as_retryable(start_simulator):

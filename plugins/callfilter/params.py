@@ -109,6 +109,16 @@ def vendor_cap() -> int:
     return env_number(VENDOR_CAP_ENV, DEFAULT_VENDOR_CAP, 1, whole=True)
 
 
+TRIGGERER_VENDOR_RATE_ENV = "CALLFILTER_TRIGGERER_VENDOR_RATE"
+DEFAULT_TRIGGERER_VENDOR_RATE = 10.0
+
+
+def triggerer_vendor_rate() -> float:
+    """Vendor requests per second one triggerer process may start (CALLFILTER_TRIGGERER_VENDOR_RATE, default
+    10, half the vendor's 20 per app; 0 = no limit). With N triggerers, set it to the limit / N or below."""
+    return env_number(TRIGGERER_VENDOR_RATE_ENV, DEFAULT_TRIGGERER_VENDOR_RATE, 0)
+
+
 DEPLOYMENT_ENV = "CALLFILTER_DEPLOYMENT"
 DEPLOYMENT_RE = re.compile(r"[A-Za-z0-9]{1,16}")
 

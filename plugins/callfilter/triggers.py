@@ -14,12 +14,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from callfilter import codes, contract
 from callfilter.errors import VendorError
+from callfilter.slots import UNSENT_SLOT_GRACE
 from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
-# Seconds a slot may be held with no vendor task (a create call with all its retries takes far less).
-UNSENT_SLOT_GRACE = 300.0
 
 
 class VendorTaskTrigger(BaseTrigger):
@@ -106,7 +105,12 @@ class VendorSlotTrigger(BaseTrigger):
     """Waits until a slot is free for this batch: fewer than `cap` vendor tasks unfinished (the batches
     holding a slot, less those whose vendor task has ended or is past its deadline) counting the batches of
     its task that wait ahead of it. Read-only; the event names the ended ones as [log id, vendor task id]
-    so the resumed task can give back their slots."""
+    so the resumed task can give back their slots.
+
+    It asks the vendor about the held vendor tasks itself (under `dag.test()` no query runs while a send
+    waits, so nobody else would see them end), but the waiting sends of a triggerer share those answers,
+    and their reads of the slots (callfilter.sharing): the vendor sees about `cap` status requests, and the
+    database one read, per poll interval however many sends wait."""
 
     def __init__(
         self,
@@ -155,7 +159,9 @@ class VendorSlotTrigger(BaseTrigger):
                 ended.append([row["id"], row["task_id"]])
                 continue
             try:
-                status = await hook.task_status(row["task_id"])
+                # Every send waiting in this triggerer asks about the same held vendor tasks: an answer
+                # another one got within the poll interval is as fresh as this poll needs (vendor.py).
+                status = await hook.task_status(row["task_id"], max_age=self.poll_interval)
             except VendorError as exc:
                 self.log.warning("vendor task %s: status not read (%s)", row["task_id"], exc)
                 continue
@@ -169,7 +175,7 @@ class VendorSlotTrigger(BaseTrigger):
         hook = VendorAsyncHook(self.vendor_conn_id)
         while True:
             try:
-                held, ahead = await slots.held_slots(self.db_conn_id, self.log_id)
+                held, ahead = await slots.held_slots(self.db_conn_id, self.log_id, self.poll_interval)
                 ended = await self._ended(held, hook) if len(held) + ahead >= self.cap else []
             except Exception as exc:  # the database may be away for a moment; the wait goes on
                 self.log.warning("vendor slots not counted (%s); trying again", exc)

@@ -7,6 +7,7 @@ raised at once. The app secret is used only to sign and never appears in a log l
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -37,6 +38,7 @@ from callfilter.errors import (
     VendorFinalError,
     VendorUnavailableError,
 )
+from callfilter.sharing import loop_state, shared_answers
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +353,13 @@ class VendorAsyncHook(HttpAsyncHook):
 
     One attempt per call (the trigger polls again); the connection's extras mean what they mean to the
     workers' requests session: `verify` (False, or a CA bundle path), `cert`, `proxies`, `timeout`.
+
+    Every trigger of a triggerer process shares one event loop, and through it the vendor's request limit
+    (20 per second per app): status requests for the same vendor task are made once for all the triggers
+    asking at that moment, an answer younger than the caller's `max_age` is reused, and requests start at
+    most `CALLFILTER_TRIGGERER_VENDOR_RATE` per second (default 10) in the whole process. So a thousand sends
+    waiting for a vendor slot ask the vendor about the held vendor tasks no more often than one of them
+    would.
     """
 
     def __init__(self, vendor_conn_id: str = DEFAULT_CONN_ID, timeout: float | None = None) -> None:
@@ -400,8 +409,34 @@ class VendorAsyncHook(HttpAsyncHook):
             self._normalised = True
         return config
 
-    async def task_status(self, vendor_task_id: str) -> dict[str, Any]:
-        """A vendor task's status; typed errors as in `VendorHook`."""
+    async def task_status(self, vendor_task_id: str, max_age: float = 0.0) -> dict[str, Any]:
+        """A vendor task's status; typed errors as in `VendorHook`. A request for it already in flight in
+        this process answers this call too; `max_age` > 0: an answer that recent is reused."""
+        return dict(
+            await shared_answers("vendor task status").get(
+                (self.vendor_conn_id, vendor_task_id),
+                max_age,
+                lambda: self._paced_status(vendor_task_id),
+                cancelled=lambda: VendorUnavailableError(f"status of {vendor_task_id}: request cancelled"),
+            )
+        )
+
+    async def _paced_status(self, vendor_task_id: str) -> dict[str, Any]:
+        """The status request, when its turn comes: this process starts vendor requests at least
+        1 / CALLFILTER_TRIGGERER_VENDOR_RATE s apart."""
+        from callfilter.params import triggerer_vendor_rate
+
+        rate = triggerer_vendor_rate()
+        if rate > 0:
+            pace = loop_state("vendor request pace", lambda: {"next_start": 0.0})
+            now = time.monotonic()
+            start = max(now, pace["next_start"])
+            pace["next_start"] = start + 1.0 / rate
+            if start > now:
+                await asyncio.sleep(start - now)
+        return await self._request_status(vendor_task_id)
+
+    async def _request_status(self, vendor_task_id: str) -> dict[str, Any]:
         config = await self.config()
         if not self._app_id or not self._app_secret:
             raise AuthenticationError(
