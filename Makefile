@@ -23,6 +23,7 @@ bench: venv  ## the benchmarks, one after another (minutes each; figures in docs
 	$(BIN)/python bench/saturation.py
 	$(BIN)/python bench/dataplane.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/scheduler.py
 
 lint: venv
 	$(BIN)/ruff check .
