@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
@@ -50,6 +51,7 @@ class VendorStack:
     dbname: str
     simulator_port: int
     work: Path
+    most_deferred: int = 0  # the most task instances of the last run_call_filter deferred at once
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A connection to the business database."""
@@ -58,6 +60,11 @@ class VendorStack:
     def simulator_stats(self) -> dict[str, Any]:
         """The simulator's `/_sim/stats`: its counters and every vendor task with its times."""
         return requests.get(f"http://127.0.0.1:{self.simulator_port}/_sim/stats", timeout=30).json()
+
+    def deferred(self, dag_id: str, run_id: str) -> int:
+        """How many task instances of the run are deferred now: its triggers."""
+        path = f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        return self.stack.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"]
 
     def run_call_filter(self, conf: dict[str, Any], stuck_after: float) -> tuple[str, float, float, str]:
         """Trigger call_filter with `conf` and follow it from the batch log (progress lines) until it ends;
@@ -72,8 +79,14 @@ class VendorStack:
             interval=0.5,
             line_every=10.0,
         )
+        self.most_deferred = 0
+
+        def done() -> bool:
+            self.most_deferred = max(self.most_deferred, self.deferred("call_filter", run_id))
+            return self.stack.run_done("call_filter", run_id) is not None
+
         try:
-            watcher.watch(lambda: self.stack.run_done("call_filter", run_id) is not None)
+            watcher.watch(done)
         except RunStuck as stuck:
             sys.exit(f"run {run_id} {stuck}\n{summarize(self.stack.task_instances('call_filter', run_id))}")
         ended = time.time()

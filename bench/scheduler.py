@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -155,6 +157,7 @@ def latency(args: argparse.Namespace) -> None:
     print(f"run {run_id}: {state} in {ended - started:.1f} s; {len(stats['tasks'])} vendor tasks, "
           f"median {statistics.median(durations):.1f} s each, most unfinished at once {stats['max_unfinished_seen']}, "
           f"42902 answers {stats['too_many_tasks_answers']}")  # fmt: skip
+    print(f"  most task instances deferred at once (triggers): {bench.most_deferred}")
     print(f"  trigger to first vendor task created:       {first_created:6.1f} s (target <= 30 s)")
     print(
         f"  vendor task FINISHED to results stored and applied (batch log query_recvtime), {len(stored)} batches:"
@@ -203,7 +206,10 @@ def fanout(args: argparse.Namespace) -> None:
             *mapped_span(stack.task_instances("call_filter", run_id)),
         )
         stats = bench.simulator_stats()
-    print(f"  vendor: {stats['tasks_created']} tasks, 42902 answers {stats['too_many_tasks_answers']}")
+    print(
+        f"  vendor: {stats['tasks_created']} tasks, 42902 answers {stats['too_many_tasks_answers']}; "
+        f"call_filter's most task instances deferred at once (triggers): {bench.most_deferred}"
+    )
     for name, (state, total, count, span) in results.items():
         print(
             f"  {name:12} {state:8} total {total:7.1f} s, {count} mapped task instances in {span:7.1f} s:"
@@ -242,6 +248,7 @@ def main() -> None:
         help="seconds with nothing moved before a run is reported stuck (default %(default)s)",
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # stop the stack on the way out
     print(load())
     if args.only in (None, "latency"):
         latency(args)
