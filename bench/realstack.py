@@ -66,10 +66,23 @@ class VendorStack:
         path = f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
         return self.stack.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"]
 
-    def run_call_filter(self, conf: dict[str, Any], stuck_after: float) -> tuple[str, float, float, str]:
-        """Trigger call_filter with `conf` and follow it from the batch log (progress lines) until it ends;
-        exits with what it waited on if nothing moved for `stuck_after` seconds. Returns (run id, trigger
-        time, end time, end state), times as epoch seconds."""
+    def stored_batches(self, batchid: str) -> int:
+        """How many batches of the batchid's filter tasks have their results stored."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "select count(*) from call_filter_send_batch_log l join call_filter_task t"
+                " on t.id = l.filter_task_id where t.batchid = %s and l.query_recvflag = 1",
+                (batchid,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def run_call_filter(
+        self, conf: dict[str, Any], stuck_after: float, stop_after: int | None = None
+    ) -> tuple[str, float, float, str]:
+        """Trigger call_filter with `conf` and follow it from the batch log (progress lines) until it ends, or
+        until `stop_after` batches are stored (the run goes on; the stack's stop ends it); exits with what it
+        waited on if nothing moved for `stuck_after` seconds. Returns (run id, trigger time, end time, end
+        state), times as epoch seconds."""
         started = time.time()
         run_id = self.stack.trigger("call_filter", conf)
         watcher = RunWatcher(
@@ -83,6 +96,8 @@ class VendorStack:
 
         def done() -> bool:
             self.most_deferred = max(self.most_deferred, self.deferred("call_filter", run_id))
+            if stop_after is not None and self.stored_batches(conf["batchid"]) >= stop_after:
+                return True
             return self.stack.run_done("call_filter", run_id) is not None
 
         try:

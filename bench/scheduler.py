@@ -126,7 +126,7 @@ def latency(args: argparse.Namespace) -> None:
         CALLFILTER_DIAL_SECONDS_PER_NUMBER="0",
     ) as bench:
         conf = {"batchid": batchid, "batch_size": args.batch_size, "calling_hours": ""}
-        run_id, started, ended, state = bench.run_call_filter(conf, args.stuck_after)
+        run_id, started, ended, state = bench.run_call_filter(conf, args.stuck_after, args.stop_after)
         stats = bench.simulator_stats()
         task_instances = bench.stack.task_instances("call_filter", run_id)
         with bench.connect(row_factory=dict_row) as conn:
@@ -154,6 +154,8 @@ def latency(args: argparse.Namespace) -> None:
     first_created = min(t["created_at"] for t in stats["tasks"]) - started
     durations = [t["ended_at"] - t["created_at"] for t in stats["tasks"] if t["ended_at"]]
     target = args.poll + 5
+    if state not in ("success", "failed"):
+        state = f"stopped after {len(stored)} batches stored ({state})"
     print(f"run {run_id}: {state} in {ended - started:.1f} s; {len(stats['tasks'])} vendor tasks, "
           f"median {statistics.median(durations):.1f} s each, most unfinished at once {stats['max_unfinished_seen']}, "
           f"42902 answers {stats['too_many_tasks_answers']}")  # fmt: skip
@@ -229,6 +231,11 @@ def main() -> None:
     )
     parser.add_argument("--call-seconds", type=float, default=1.0, help="latency: mean call duration")
     parser.add_argument("--lines", type=int, default=500, help="latency: vendor lines (simulator)")
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        help="latency: stop measuring once this many batches are stored (default: the whole run)",
+    )
     parser.add_argument("--poll", type=float, default=2.0, help="CALLFILTER_POLL_INTERVAL, seconds")
     parser.add_argument("--batches", type=int, default=1000, help="fanout: batches (of --batch-size numbers)")
     parser.add_argument(
