@@ -14,7 +14,7 @@ LocalExecutor, the embedded PostgreSQL, the vendor simulator as a process):
   divided by the mapped instances (2 N). Target: call_filter's at most 1.3x the no-op's.
 
     .venv/bin/python bench/scheduler.py                                 # both parts at the issue's sizes
-    .venv/bin/python bench/scheduler.py --only fanout --batches 100     # ~5 min on 2 cores
+    .venv/bin/python bench/scheduler.py --only fanout --batches 50      # 15 min on the 2 loaded cores here
     .venv/bin/python bench/scheduler.py --help
 """
 
