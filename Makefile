@@ -24,6 +24,7 @@ bench: venv  ## the benchmarks, one after another (minutes each; figures in docs
 	$(BIN)/python bench/dataplane.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/vendor_requests.py
+	$(BIN)/python bench/scheduler.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -13,25 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-from psycopg.rows import dict_row  # noqa: E402
-
-from callfilter_dev import devenv  # noqa: E402
-from callfilter_dev.simulator import CallCenter, CreateTaskRequest, SimulatorConfig  # noqa: E402
-from callfilter_dev.watch import RunStuck, RunWatcher, stuck_after_default  # noqa: E402
-
-APP_ID, APP_SECRET = "bench-app", "bench-secret"
-
-
-def telnos(count: int) -> list[str]:
-    return [f"1388{i:07d}" for i in range(count)]
+import realstack
+from callfilter_dev.simulator import CallCenter, CreateTaskRequest, SimulatorConfig
+from callfilter_dev.watch import stuck_after_default
 
 
 def vendor_alone(numbers: list[str], batch_size: int, cap: int, call_seconds: float, lines: int, seed: int):
@@ -79,7 +64,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    numbers = telnos(args.batches * args.batch_size)
+    numbers = realstack.telnos(args.batches * args.batch_size)
     ideal, durations = vendor_alone(
         numbers, args.batch_size, args.cap, args.call_seconds, args.lines, args.seed
     )
@@ -88,51 +73,19 @@ def main() -> None:
         f"median {statistics.median(durations):.0f} s each, cap {args.cap}, {args.lines} lines: ideal {ideal:.1f} s"
     )
 
-    from tests.stack import AirflowStack, summarize
-
-    work = Path(tempfile.mkdtemp(prefix="callfilter-bench-"))
-    database = devenv.Database(ROOT / ".bench-run" / "pgdata")
-    database.create_database("callfilter_bench")
-    with database.connect("callfilter_bench") as conn:
-        devenv.apply_schema(conn)
-        devenv.load_case_tel(conn, "BENCH-SAT", numbers)
-    port = devenv.free_port()
     options = ["--call-seconds", str(args.call_seconds), "--lines", str(args.lines), "--seed", str(args.seed),
                "--max-unfinished", str(args.cap)]  # fmt: skip
-    simulator = devenv.start_simulator(port, APP_ID, APP_SECRET, *options, log_path=work / "simulator.log")
-    env = devenv.airflow_env(
-        work / "airflow",
-        work / "files",
-        database.airflow_conn("callfilter_bench"),
-        devenv.callcenter_conn(port, APP_ID, APP_SECRET),
+    with realstack.vendor_stack(
+        "callfilter_bench",
+        {"BENCH-SAT": numbers},
+        options,
         CALLFILTER_POLL_INTERVAL=str(args.poll),
         CALLFILTER_VENDOR_CAP=str(args.cap),
         CALLFILTER_DIAL_SECONDS_PER_NUMBER="0",
-    )
-    try:
-        with AirflowStack(work / "stack", env, database=database) as stack:
-            stack.wait_for_dag("call_filter")
-            conf = {"batchid": "BENCH-SAT", "batch_size": args.batch_size, "calling_hours": ""}
-            started = time.time()
-            run_id = stack.trigger("call_filter", conf)
-            watcher = RunWatcher(
-                lambda: database.connect("callfilter_bench", row_factory=dict_row, autocommit=True),
-                "BENCH-SAT",
-                stuck_after=args.stuck_after,
-                interval=0.5,
-                line_every=10.0,
-            )
-            try:
-                watcher.watch(lambda: stack.run_done("call_filter", run_id) is not None)
-            except RunStuck as stuck:
-                sys.exit(f"run {run_id} {stuck}\n{summarize(stack.task_instances('call_filter', run_id))}")
-            ended = time.time()
-            state = stack.run_state("call_filter", run_id)
-        import requests
-
-        stats = requests.get(f"http://127.0.0.1:{port}/_sim/stats", timeout=10).json()
-    finally:
-        simulator.terminate()
+    ) as bench:
+        conf = {"batchid": "BENCH-SAT", "batch_size": args.batch_size, "calling_hours": ""}
+        run_id, started, ended, state = bench.run_call_filter(conf, args.stuck_after)
+        stats = bench.simulator_stats()
     makespan = ended - started
     tasks = stats["tasks"]
     first_created = min(t["created_at"] for t in tasks) - started

@@ -65,7 +65,9 @@ def call_filter():
 
         with task_outcome():
             return plan_run(
-                filter_task["filter_task_id"], conf.getint("core", "max_map_length", fallback=1024)
+                filter_task["filter_task_id"],
+                conf.getint("core", "max_map_length", fallback=1024),
+                conf.getint("triggerer", "capacity", fallback=1000),
             )
 
     @task_group(group_id="batch")

@@ -65,6 +65,15 @@ def test_plan_refuses_more_batches_than_airflow_maps(db, storage):
     assert db.value("select count(*) from case_tel where valid_status <> 0") == 0
 
 
+def test_a_vendor_cap_whose_waits_outgrow_the_triggerer_is_named_with_the_setting_to_raise():
+    assert planning.triggerer_shortfall(5, 1000) is None
+    assert planning.triggerer_shortfall(333, 1000) is None
+    message = planning.triggerer_shortfall(334, 1000)
+    assert message is not None
+    assert "CALLFILTER_VENDOR_CAP 334 lets this run keep up to 1002 triggers waiting" in message
+    assert "[triggerer] capacity 1000" in message and "AIRFLOW__TRIGGERER__CAPACITY" in message
+
+
 def test_request_ids_carry_the_deployment_so_two_deployments_on_one_vendor_app_never_collide(monkeypatch):
     from callfilter import contract
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from callfilter import db as dbm
 from callfilter import slots
@@ -44,6 +45,46 @@ def test_the_vendor_cap_is_one_count_across_batches_and_a_freed_slot_wakes_the_l
     assert db.value("select count(*) from call_filter_send_batch_log where holds_slot") == 2
     waiting = db.rows("select id from call_filter_send_batch_log where slot_wait_since is not null")
     assert [r["id"] for r in waiting] == [logs[3]]
+
+
+def test_a_free_slot_kept_for_a_batch_ahead_goes_to_a_later_one_after_the_grace(db, storage, monkeypatch):
+    # Found by bench/scheduler.py: sends ahead went up for retry after their trigger fired (an executor event
+    # late under load), and the sends behind them took every place max_active_tis_per_dagrun gives, then
+    # waited for them forever.
+    from callfilter import triggers
+
+    monkeypatch.setattr(triggers, "AHEAD_GRACE", 0.5)
+    batches = plan(db, storage, "F2", ["13500000001", "13500000002", "13500000003"], batch_size=1)
+    with dbm.connect() as conn:
+        logs = [batch_log(conn, b["batch_id"])["id"] for b in batches]
+        assert slots.reserve(conn, logs[0], 1)
+        assert not slots.reserve(conn, logs[1], 1) and not slots.reserve(conn, logs[2], 1)
+        slots.release(
+            conn, logs[0]
+        )  # a slot is free; logs[1] waited longer than logs[2] but is not waiting now
+
+    def waited(within: float) -> float | None:
+        trigger = triggers.VendorSlotTrigger(log_id=logs[2], cap=1, poll_interval=0.1, vendor_timeout=60)
+
+        async def wait():
+            async for event in trigger.run():
+                assert event.payload["status"] == triggers.SLOT_FREE
+                return
+
+        async def bounded():
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(wait(), within)
+            except TimeoutError:
+                return None
+            return time.monotonic() - began
+
+        return asyncio.run(bounded())
+
+    seconds = waited(5.0)
+    assert seconds is not None and 0.5 <= seconds < 2.0
+    with dbm.connect() as conn:
+        assert slots.reserve(conn, logs[2], 1)  # the resumed send takes it; logs[1] waits for the next one
 
 
 def test_a_send_that_died_holding_a_slot_does_not_block_the_waiting_ones(db, storage):

@@ -11,7 +11,7 @@ import psycopg
 
 from callfilter import db, files, rules
 from callfilter.errors import PlanError
-from callfilter.params import deployment
+from callfilter.params import deployment, vendor_cap
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,30 @@ def request_body(
     }
 
 
-def plan_run(filter_task_id: int, max_batches: int) -> list[dict[str, Any]]:
+def triggerer_shortfall(vendor_cap: int, triggerer_capacity: int) -> str | None:
+    """Why the triggerer may not hold a run's waits, or None. A run's waits do not grow with its batches: as
+    many sends wait for a vendor slot as the cap lets wait (max_active_tis_per_dagrun counts deferred tasks),
+    and a query waits per vendor task, at most the cap unfinished plus those ended but not yet polled: up to
+    3 x the cap triggers, plus the cap for every other run waiting at the same time. Not an error: a trigger
+    beyond the capacity waits until one ends, and a deployment may run several triggerers."""
+    waits = 3 * vendor_cap
+    if waits <= triggerer_capacity:
+        return None
+    return (
+        f"CALLFILTER_VENDOR_CAP {vendor_cap} lets this run keep up to {waits} triggers waiting, more than one "
+        f"triggerer runs ([triggerer] capacity {triggerer_capacity}): waits beyond it start late (slots refilled, "
+        "results stored late). Raise [triggerer] capacity (AIRFLOW__TRIGGERER__CAPACITY) or run more triggerers"
+    )
+
+
+def plan_run(
+    filter_task_id: int, max_batches: int, triggerer_capacity: int | None = None
+) -> list[dict[str, Any]]:
     """The plan task: plan the batches; returns one small descriptor per batch for the mapped tasks."""
+    if triggerer_capacity is not None:
+        shortfall = triggerer_shortfall(vendor_cap(), triggerer_capacity)
+        if shortfall:
+            log.warning("%s", shortfall)
     with db.connect() as conn:
         filter_task = db.one(conn, "get_task", {"filter_task_id": filter_task_id})
         if filter_task is None:

@@ -19,6 +19,11 @@ from callfilter.vendor import DEFAULT_CONN_ID, VendorAsyncHook
 
 ERROR = "ERROR"
 SLOT_FREE = "SLOT_FREE"
+# How long a free slot is kept for the batches that waited longer before a later one takes it: a batch ahead
+# may be out of the triggerer (up for retry, cleared, its resumed try slow to start), and the sends waiting
+# behind it can hold every place max_active_tis_per_dagrun gives the run's sends; kept forever, they would
+# wait for it while it waits for a place.
+AHEAD_GRACE = 60.0
 
 
 class VendorTaskTrigger(BaseTrigger):
@@ -173,6 +178,7 @@ class VendorSlotTrigger(BaseTrigger):
         from callfilter import slots
 
         hook = VendorAsyncHook(self.vendor_conn_id)
+        withheld_since: float | None = None  # a slot free, but kept for batches that waited longer
         while True:
             try:
                 held, ahead = await slots.held_slots(self.db_conn_id, self.log_id, self.poll_interval)
@@ -180,7 +186,15 @@ class VendorSlotTrigger(BaseTrigger):
             except Exception as exc:  # the database may be away for a moment; the wait goes on
                 self.log.warning("vendor slots not counted (%s); trying again", exc)
             else:
-                if len(held) - len(ended) + ahead < self.cap:
+                unfinished = len(held) - len(ended)
+                if unfinished < self.cap and unfinished + ahead >= self.cap:
+                    withheld_since = withheld_since or time.monotonic()
+                else:
+                    withheld_since = None
+                grace = max(AHEAD_GRACE, 3 * self.poll_interval)
+                if unfinished + ahead < self.cap or (
+                    withheld_since is not None and time.monotonic() - withheld_since >= grace
+                ):
                     yield TriggerEvent({"status": SLOT_FREE, "held": len(held), "ended": ended})
                     return
             await asyncio.sleep(self.poll_interval)

@@ -1,0 +1,157 @@
+"""The real Airflow components for the benchmarks that run call_filter through the scheduler.
+
+`vendor_stack()` builds what `bench/saturation.py` and `bench/scheduler.py` share: a business database on the
+embedded PostgreSQL in `.bench-run/` (or CALLFILTER_DATABASE_URL's) with the schema and the numbers loaded, a
+vendor simulator process with the given options, and `tests/stack.py`'s `AirflowStack` (api-server,
+scheduler, dag-processor, triggerer; LocalExecutor) wired to both. Everything it started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+
+from callfilter_dev import devenv  # noqa: E402
+from callfilter_dev.watch import RunStuck, RunWatcher  # noqa: E402
+from tests.stack import AirflowStack, summarize  # noqa: E402
+
+APP_ID, APP_SECRET = "bench-app", "bench-secret"
+DATA_DIR = ROOT / ".bench-run" / "pgdata"
+
+
+def telnos(count: int) -> list[str]:
+    """`count` distinct well-formed mobile numbers."""
+    return [f"1388{i:07d}" for i in range(count)]
+
+
+def timestamp(value: str | None) -> float | None:
+    """An API timestamp (ISO 8601) as epoch seconds."""
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+@dataclass
+class VendorStack:
+    stack: AirflowStack
+    database: devenv.Database
+    dbname: str
+    simulator_port: int
+    work: Path
+    most_deferred: int = 0  # the most task instances of the last run_call_filter deferred at once
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A connection to the business database."""
+        return self.database.connect(self.dbname, **kwargs)
+
+    def simulator_stats(self) -> dict[str, Any]:
+        """The simulator's `/_sim/stats`: its counters and every vendor task with its times."""
+        return requests.get(f"http://127.0.0.1:{self.simulator_port}/_sim/stats", timeout=30).json()
+
+    def deferred(self, dag_id: str, run_id: str) -> int:
+        """How many task instances of the run are deferred now: its triggers."""
+        path = f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        return self.stack.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"]
+
+    def stored_batches(self, batchid: str) -> int:
+        """How many batches of the batchid's filter tasks have their results stored."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "select count(*) from call_filter_send_batch_log l join call_filter_task t"
+                " on t.id = l.filter_task_id where t.batchid = %s and l.query_recvflag = 1",
+                (batchid,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def run_call_filter(
+        self, conf: dict[str, Any], stuck_after: float, stop_after: int | None = None
+    ) -> tuple[str, float, float, str]:
+        """Trigger call_filter with `conf` and follow it from the batch log (progress lines) until it ends, or
+        until `stop_after` batches are stored (the run goes on; the stack's stop ends it); exits with what it
+        waited on if nothing moved for `stuck_after` seconds. Returns (run id, trigger time, end time, end
+        state), times as epoch seconds."""
+        started = time.time()
+        run_id = self.stack.trigger("call_filter", conf)
+        watcher = RunWatcher(
+            lambda: self.connect(row_factory=dict_row, autocommit=True),
+            conf["batchid"],
+            stuck_after=stuck_after,
+            interval=0.5,
+            line_every=10.0,
+        )
+        self.most_deferred = 0
+
+        def done() -> bool:
+            self.most_deferred = max(self.most_deferred, self.deferred("call_filter", run_id))
+            if stop_after is not None and self.stored_batches(conf["batchid"]) >= stop_after:
+                return True
+            return self.stack.run_done("call_filter", run_id) is not None
+
+        try:
+            watcher.watch(done)
+        except RunStuck as stuck:
+            sys.exit(f"run {run_id} {stuck}\n{summarize(self.stack.task_instances('call_filter', run_id))}")
+        ended = time.time()
+        return run_id, started, ended, self.stack.run_state("call_filter", run_id)
+
+
+@contextlib.contextmanager
+def vendor_stack(
+    dbname: str,
+    numbers: dict[str, list[str]],
+    simulator_options: list[str],
+    *,
+    dags: dict[str, str] | None = None,
+    **settings: str,
+) -> Iterator[VendorStack]:
+    """The business database `dbname` (made afresh) with `numbers` (batchid -> telnos) in case_tel, a simulator
+    started with `simulator_options`, and the Airflow components with `settings` (CALLFILTER_* and AIRFLOW__*
+    variables) in their environment. `dags`: more DAG files (name -> source) beside call_filter's, in a
+    DAG folder of the run's own."""
+    work = Path(tempfile.mkdtemp(prefix="callfilter-bench-"))
+    database = devenv.Database(DATA_DIR)
+    database.create_database(dbname)
+    with database.connect(dbname) as conn:
+        devenv.apply_schema(conn)
+        for batchid, telnos_of_batch in numbers.items():
+            devenv.load_case_tel(conn, batchid, telnos_of_batch)
+    if dags:
+        folder = work / "dags"
+        folder.mkdir()
+        (folder / "call_filter.py").write_text((ROOT / "dags" / "call_filter.py").read_text())
+        for name, source in dags.items():
+            (folder / name).write_text(source)
+        settings = {"AIRFLOW__CORE__DAGS_FOLDER": str(folder), **settings}
+    port = devenv.free_port()
+    simulator = devenv.start_simulator(
+        port, APP_ID, APP_SECRET, *simulator_options, log_path=work / "simulator.log"
+    )
+    env = devenv.airflow_env(
+        work / "airflow",
+        work / "files",
+        database.airflow_conn(dbname),
+        devenv.callcenter_conn(port, APP_ID, APP_SECRET),
+        **settings,
+    )
+    try:
+        with AirflowStack(work / "stack", env, database=database) as stack:
+            stack.wait_for_dag("call_filter")
+            for name in dags or {}:
+                stack.wait_for_dag(Path(name).stem)
+            yield VendorStack(stack, database, dbname, port, work)
+    finally:
+        simulator.terminate()
+        simulator.wait(30)
