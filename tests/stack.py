@@ -338,6 +338,15 @@ class AirflowStack:
             cursor = page.get("next_cursor")
         return sorted(found.values(), key=lambda ti: (ti["task_id"], ti["map_index"]))
 
+    def state_mismatches(self, dag_id: str, run_id: str) -> set[tuple[str, int]]:
+        """(task_id, map_index) of the run's task instances whose try the scheduler failed on a "state
+        mismatch" (the executor reported an end while the task instance was already queued again): Airflow's
+        own race under load, not the task's doing. From the event log."""
+        params = {"dag_id": dag_id, "run_id": run_id, "event": "state mismatch", "limit": 1000}
+        return {
+            (e["task_id"], e["map_index"]) for e in self.api("GET", "eventLogs", params=params)["event_logs"]
+        }
+
     def clear_task_instances(
         self,
         dag_id: str,

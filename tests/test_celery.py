@@ -181,7 +181,7 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_dials_nothing_
     stack, vendor, business_db
 ):
     _, _, conn = business_db
-    devenv.load_case_tel(conn, "CEL-KILL", numbers("1392", 10_000), first_telid=2_000_000)
+    devenv.load_case_tel(conn, "CEL-KILL", numbers("1392", 6_000), first_telid=2_000_000)
     before = vendor.stats()
     run_id = stack.trigger("call_filter", {"batchid": "CEL-KILL", "batch_size": 1000, "calling_hours": ""})
 
@@ -201,15 +201,15 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_dials_nothing_
     assert stack.wait_for_run("call_filter", run_id, timeout=300) == "success", stack.logs()
 
     after = vendor.stats()
-    assert after["tasks_created"] - before["tasks_created"] == 10  # one vendor task per batch
+    assert after["tasks_created"] - before["tasks_created"] == 6  # one vendor task per batch
     assert after["too_many_tasks_answers"] == 0 and after["max_unfinished_seen"] <= 5
-    assert after["max_dials_per_number"] == 1 and after["distinct_numbers_dialed"] == 30_000
-    assert_every_number_screened_once(conn, "CEL-KILL", 10_000)
+    assert after["max_dials_per_number"] == 1 and after["distinct_numbers_dialed"] == 26_000
+    assert_every_number_screened_once(conn, "CEL-KILL", 6_000)
     final = {
         (ti["task_id"], ti["map_index"]): ti
         for ti in stack.task_instances("call_filter", run_id)
         if ti["task_id"] in BATCH_TASKS
     }
-    assert len(final) == 20 and all(ti["state"] == "success" for ti in final.values())
+    assert len(final) == 12 and all(ti["state"] == "success" for ti in final.values())
     # What the killed worker was running was found lost (no heartbeat) and ran again.
     assert any(final[key]["try_number"] > 1 for key in running), [final[key] for key in running]

@@ -106,10 +106,20 @@ def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
     assert all(ti["state"] == "success" for ti in everything)
     # No try fails on the cap (no 42902 above, and waits use no try). Under load Airflow 3.3's scheduler can
     # still fail a try whose trigger fired before the executor reported the deferral (the task process was
-    # slow to exit): "finished with state success, but the task instance's state attribute is queued".
-    # The steps are idempotent, so such a retry costs seconds; it stays rare.
+    # slow to exit): "finished with state success, but the task instance's state attribute is queued", a
+    # "state mismatch" in the event log. The steps are idempotent, so such a retry costs seconds; any other
+    # retry is ours.
+    raced = stack.state_mismatches("call_filter", run_id)
     retried = [f"{ti['task_id']}[{ti['map_index']}]" for ti in everything if ti["try_number"] > 1]
-    assert len(retried) <= 2, retried
+    not_raced = [
+        f"{ti['task_id']}[{ti['map_index']}]"
+        for ti in everything
+        if ti["try_number"] > 1 and (ti["task_id"], ti["map_index"]) not in raced
+    ]
+    assert not not_raced, (
+        f"retried without Airflow's state-mismatch race: {not_raced} (all retried: {retried})"
+    )
+    assert len(retried) <= 5, retried  # rare even so: a quarter of the batches would mean something else
     assert re.fullmatch(r"batch \d+/20, 20 numbers", queries[0]["rendered_map_index"])
     # Send and query of a batch carry the same label in the grid.
     assert all(sends[i]["rendered_map_index"] == queries[i]["rendered_map_index"] for i in queries)
