@@ -71,6 +71,12 @@ def test_call_filter_reads_register_plan_send_query_apply_finish():
     assert dag.get_task("batch.send").max_active_tis_per_dagrun == 5
     assert dag.get_task("batch.query").max_active_tis_per_dagrun is None
     assert dag.get_task("finish").trigger_rule == "all_done"
+    # A resumed query (its vendor task ended) goes before every other ready task of call_filter, sends included.
+    # (The others keep the downstream rule: their weight is at most the sum of every other task's.)
+    query = dag.get_task("batch.query")
+    others = [t for t in dag.tasks if t.task_id != "batch.query"]
+    assert query.weight_rule == "absolute" and all(t.weight_rule == "downstream" for t in others)
+    assert query.priority_weight > sum(t.priority_weight for t in others)
     assert set(dag.params) == {
         "batchid", "creator", "categoryid", "tasktype", "batch_size", "max_attempts", "calling_hours", "filter_task_id",
     }  # fmt: skip

@@ -65,7 +65,7 @@ def test_a_query_that_died_after_cancelling_at_the_windows_close_is_taken_up_as_
     from airflow.sdk.exceptions import TaskDeferred
 
     from callfilter.params import timezone
-    from tests.batches import first_event
+    from callfilter.triggers import VendorTaskTrigger
 
     sim = start_simulator("--call-seconds", "0.2", "--lines", "1", "--rate-limit", "0")
     (batch,) = plan(db, storage, "F5", [f"1380000{i:04d}" for i in range(20)])
@@ -82,12 +82,15 @@ def test_a_query_that_died_after_cancelling_at_the_windows_close_is_taken_up_as_
     VendorHook().cancel_task(vendor_task)
 
     query = QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id)
-    with pytest.raises(TaskDeferred) as waiting:
-        query.execute(ctx)  # the next try: it waits for the vendor task it finds dialing
-    assert first_event(waiting.value.trigger)["status"] == "WINDOW_CLOSED"
+    # The next try finds the vendor task ended (CANCELLED after the close): it stores what was dialed at once,
+    # as the trigger's event would have it, and the rest waits for the window to open.
+    assert VendorTaskTrigger(
+        vendor_task_id=vendor_task, vendor_conn_id="callcenter_default", poll_interval=1, deadline=time.time() + 60,
+        window_closes=time.time() - 60,
+    ).ended_event("CANCELLED").payload["status"] == "WINDOW_CLOSED"  # fmt: skip
     with pytest.raises(TaskDeferred) as next_window:
-        query.vendor_task_ended(ctx, event={"status": "WINDOW_CLOSED", "vendor_task_id": vendor_task})
-    assert isinstance(next_window.value.trigger, DateTimeTrigger)  # the rest waits for the window to open
+        query.execute(ctx)
+    assert isinstance(next_window.value.trigger, DateTimeTrigger)
     row = db.rows("select * from call_filter_send_batch_log")[0]
     assert row["attempt"] == 2 and "WINDOW_CLOSED" in row["query_res_suminfo"]
     dialed = db.value("select count(*) from call_filter_send_queryres")
@@ -124,6 +127,40 @@ def test_a_failed_batch_fails_alone_and_clearing_it_redials_only_the_numbers_wit
     assert db.value("select status from call_filter_task") == 1
     assert db.value("select status from call_filter_send_batch") == 2
     assert db.value("select count(*) from case_tel where valid_checked_at is null") == 0
+
+
+def test_a_query_whose_vendor_task_has_ended_stores_at_once_and_one_still_dialing_defers(
+    db, storage, start_simulator
+):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from callfilter.triggers import VendorTaskTrigger
+
+    start_simulator("--call-seconds", "0.3", "--lines", "1", "--rate-limit", "0")
+    first, second = plan(db, storage, "F6", [f"1390000{i:04d}" for i in range(6)], batch_size=3)
+    ctx = context()
+    dialing_id = SendBatchOperator(task_id="send", batch=first).execute(ctx)
+    with pytest.raises(TaskDeferred) as waiting:  # its 3 calls take about a second: it waits in the triggerer
+        QueryBatchOperator(task_id="query", batch=first, batch_log_id=dialing_id).execute(ctx)
+    assert isinstance(waiting.value.trigger, VendorTaskTrigger)
+    assert waiting.value.method_name == "vendor_task_ended"
+
+    ended_id = SendBatchOperator(task_id="send", batch=second).execute(ctx)
+    vendor = VendorHook()
+    task_id = db.value("select task_id from call_filter_send_batch_log where id = %s", (ended_id,))
+    deadline = time.monotonic() + 30
+    while vendor.task_status(task_id)["status"] != "FINISHED":
+        assert time.monotonic() < deadline, "the vendor task did not finish"
+        time.sleep(0.2)
+    # Its vendor task ended before the query started (a retry, or a vendor faster than a task process start):
+    # no deferral, the results are stored in the same try.
+    assert QueryBatchOperator(task_id="query", batch=second, batch_log_id=ended_id).execute(ctx) == ended_id
+    assert db.value("select vendor_status from call_filter_send_batch_log where id = %s", (ended_id,)) == (
+        "FINISHED"
+    )
+    assert db.value("select count(*) from call_filter_send_queryres q join call_filter_send_batch_log l "
+                    "on l.filter_send_batch_id = q.filter_send_batch_id where l.id = %s", (ended_id,)) == 3  # fmt: skip
+    assert db.value("select count(*) from call_filter_send_batch where status = 2") == 1
 
 
 def test_send_defers_until_the_calling_window_opens(db, storage, start_simulator, monkeypatch):

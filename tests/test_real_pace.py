@@ -81,27 +81,28 @@ def when(ti: dict[str, Any], key: str) -> datetime:
     return datetime.fromisoformat(ti[key])
 
 
-def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_db):
+def test_twelve_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_db):
     _, _, conn = business_db
     vendor.start()
-    devenv.load_case_tel(conn, "PACE-20", numbers("1391", 400), first_telid=1_000_000)
-    run_id, state = run(stack, {"batchid": "PACE-20", "batch_size": 20, "calling_hours": ""}, timeout=600)
+    # 12 batches: three rounds of the cap (5, 5, 2). Celery's test (test_celery.py) runs 20 of 1000.
+    devenv.load_case_tel(conn, "PACE-12", numbers("1391", 240), first_telid=1_000_000)
+    run_id, state = run(stack, {"batchid": "PACE-12", "batch_size": 20, "calling_hours": ""}, timeout=600)
     assert state == "success", stack.logs()
 
     stats = vendor.stats()
-    assert stats["tasks_created"] == 20
+    assert stats["tasks_created"] == 12
     assert stats["too_many_tasks_answers"] == 0 and stats["max_unfinished_seen"] <= 5
     assert stats["max_unfinished_seen"] == 5  # the cap bound: the vendor was kept full
-    assert stats["max_dials_per_number"] == 1 and stats["distinct_numbers_dialed"] == 400
+    assert stats["max_dials_per_number"] == 1 and stats["distinct_numbers_dialed"] == 240
 
-    task = rows(conn, "select * from call_filter_task where batchid = 'PACE-20'")[0]
+    task = rows(conn, "select * from call_filter_task where batchid = 'PACE-12'")[0]
     assert (task["status"], task["message"]) == (2, None)
     assert value(conn, "select count(*) from call_filter_send_batch where filter_task_id = %s and status = 2",
-                 (task["id"],)) == 20  # fmt: skip
-    assert_verdicts_follow_outcomes(conn, "PACE-20", SEED)
+                 (task["id"],)) == 12  # fmt: skip
+    assert_verdicts_follow_outcomes(conn, "PACE-12", SEED)
 
     sends, queries = batch_tis(stack, run_id, "batch.send"), batch_tis(stack, run_id, "batch.query")
-    assert len(sends) == len(queries) == 20
+    assert len(sends) == len(queries) == 12
     everything = list(sends.values()) + list(queries.values())
     assert all(ti["state"] == "success" for ti in everything)
     # No try fails on the cap (no 42902 above, and waits use no try). Under load Airflow 3.3's scheduler can
@@ -119,15 +120,15 @@ def test_twenty_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
     assert not not_raced, (
         f"retried without Airflow's state-mismatch race: {not_raced} (all retried: {retried})"
     )
-    assert len(retried) <= 5, retried  # rare even so: a quarter of the batches would mean something else
-    assert re.fullmatch(r"batch \d+/20, 20 numbers", queries[0]["rendered_map_index"])
+    assert len(retried) <= 3, retried  # rare even so: a quarter of the batches would mean something else
+    assert re.fullmatch(r"batch \d+/12, 20 numbers", queries[0]["rendered_map_index"])
     # Send and query of a batch carry the same label in the grid.
     assert all(sends[i]["rendered_map_index"] == queries[i]["rendered_map_index"] for i in queries)
     # Per batch: each query follows its own send, and queries ran while later batches still waited to send.
     for index, query in queries.items():
         assert when(query, "start_date") >= when(sends[index], "end_date")
     last_send = max(when(ti, "end_date") for ti in sends.values())
-    assert sum(when(q, "end_date") < last_send for q in queries.values()) >= 10
+    assert sum(when(q, "end_date") < last_send for q in queries.values()) >= 5
 
 
 def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unresulted(
@@ -135,7 +136,7 @@ def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unres
 ):
     _, _, conn = business_db
     vendor.start("--fail-tasks=-0004$", "--stuck-tasks=-0009$")
-    devenv.load_case_tel(conn, "PACE-ERR", numbers("1392", 400), first_telid=2_000_000)
+    devenv.load_case_tel(conn, "PACE-ERR", numbers("1392", 200), first_telid=2_000_000)
     conf = {"batchid": "PACE-ERR", "batch_size": 20, "calling_hours": ""}
     run_id, state = run(stack, conf, timeout=600)
     assert state == "failed"
@@ -153,12 +154,12 @@ def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unres
             (task["id"],),
         )
     }
-    assert {o for o, b in batches.items() if b["status"] == 2} == set(range(1, 21)) - {4, 9}
+    assert {o for o, b in batches.items() if b["status"] == 2} == set(range(1, 11)) - {4, 9}
     assert (batches[4]["vendor_status"], batches[9]["vendor_status"]) == ("FAILED", "TIMEOUT")
     tasks_by_request = {t["request_id"]: t for t in vendor.stats()["tasks"]}
     assert tasks_by_request[f"cf-{task['id']}-0009"]["status"] == "CANCELLED"  # timed out: cancelled
 
-    # The other 18 batches' verdicts are in case_tel; the failed batch's numbers without a result are not.
+    # The other 8 batches' verdicts are in case_tel; the failed batch's numbers without a result are not.
     unresulted = {
         r["phone"]
         for r in rows(
@@ -171,7 +172,7 @@ def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unres
         )
     }
     assert len(unresulted) == 10  # FAILED half-way through its 20 numbers
-    stuck = numbers("1392", 400)[179]  # the last call of batch 9: on the line until cancelled, CALL_LIMIT
+    stuck = numbers("1392", 200)[179]  # the last call of batch 9: on the line until cancelled, CALL_LIMIT
     assert_verdicts_follow_outcomes(conn, "PACE-ERR", SEED, skip=unresulted | {stuck})
     assert (
         value(conn, "select count(*) from case_tel where batchid = 'PACE-ERR' and valid_checked_at is null")

@@ -11,7 +11,7 @@ Heavy modules (vendor client, psycopg) are imported inside methods: the DAG proc
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -167,7 +167,7 @@ class BatchOperator(BaseOperator):
                         batch_log["send_res_suminfo"],
                     )
                     return batch_log["id"]
-                self._wait_for_vendor_task(batch_log, batch["calling_hours"])
+                return self._wait_for_vendor_task(context, batch_log, batch["calling_hours"])
             if batch_log["vendor_status"]:
                 if self.stops_when_sent:
                     return batch_log["id"]  # the batch went past sending: query takes it from here
@@ -180,7 +180,7 @@ class BatchOperator(BaseOperator):
         batch_log = self._send(batch, batch_log)
         if self.stops_when_sent:
             return batch_log["id"]
-        self._wait_for_vendor_task(batch_log, batch["calling_hours"])
+        return self._wait_for_vendor_task(context, batch_log, batch["calling_hours"])
 
     def _stop_if_cancelled(self, conn: Any, batch: dict[str, Any], batch_log: dict[str, Any]) -> None:
         """A cancelled task sends nothing more; a vendor task of it still dialing is cancelled and what it
@@ -246,8 +246,11 @@ class BatchOperator(BaseOperator):
                     method_name="resume",
                 )
 
-    def _wait_for_vendor_task(self, batch_log: dict[str, Any], calling_hours: str) -> NoReturn:
-        from callfilter import db
+    def _wait_for_vendor_task(self, context: Any, batch_log: dict[str, Any], calling_hours: str) -> int:
+        """Store at once if the vendor task has already ended (one status request: a retry, or a vendor
+        faster than a task process start); else wait for it in the triggerer."""
+        from callfilter import contract, db
+        from callfilter.errors import VendorError
         from callfilter.params import timezone, window_closes
         from callfilter.triggers import VendorTaskTrigger
 
@@ -257,19 +260,25 @@ class BatchOperator(BaseOperator):
         closes = window_closes(
             calling_hours, sent.astimezone(timezone()) if sent else datetime.now(timezone())
         )
-        with db.connect() as conn, conn.transaction():  # the trigger's first status request is the query's
+        with db.connect() as conn, conn.transaction():  # the first status request is the query's
             db.run(conn, "mark_query_requested", {"log_id": batch_log["id"]})
-        self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
-        self.defer(
-            trigger=VendorTaskTrigger(
-                vendor_task_id=batch_log["task_id"],
-                vendor_conn_id=self.vendor_conn_id,
-                poll_interval=self._poll_seconds(),
-                deadline=self._deadline(batch_log),
-                window_closes=closes.timestamp() if closes else None,
-            ),
-            method_name="vendor_task_ended",
+        trigger = VendorTaskTrigger(
+            vendor_task_id=batch_log["task_id"],
+            vendor_conn_id=self.vendor_conn_id,
+            poll_interval=self._poll_seconds(),
+            deadline=self._deadline(batch_log),
+            window_closes=closes.timestamp() if closes else None,
         )
+        try:
+            status = self._hook().task_status(batch_log["task_id"])["status"]
+        except VendorError as exc:  # the trigger asks again, and reports an error that is final
+            self.log.warning("vendor task %s: status not read (%s)", batch_log["task_id"], exc)
+        else:
+            if status in contract.END_STATUSES:
+                self.log.info("vendor task %s has ended (%s): storing now", batch_log["task_id"], status)
+                return self._vendor_task_ended(context, trigger.ended_event(status).payload)
+        self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
+        self.defer(trigger=trigger, method_name="vendor_task_ended")
 
     def _vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
         """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one."""

@@ -60,6 +60,10 @@ class VendorTaskTrigger(BaseTrigger):
     def _event(self, status: str, **extra: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "vendor_task_id": self.vendor_task_id, **extra})
 
+    def ended_event(self, status: str) -> TriggerEvent:
+        """The event for a vendor task found in an end status."""
+        return self._event(self._end(status))
+
     def _end(self, status: str) -> str:
         """The end to report: a task found CANCELLED after its window closed or its deadline passed was
         cancelled for that (by an earlier try of the query that died before it stored what was dialed)."""
@@ -84,7 +88,7 @@ class VendorTaskTrigger(BaseTrigger):
                 )
             else:
                 if status["status"] in contract.END_STATUSES:
-                    yield self._event(self._end(status["status"]))
+                    yield self.ended_event(status["status"])
                     return
                 self.log.info(
                     "vendor task %s %s: %s/%s dialed",
