@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -69,24 +69,40 @@ class Storage:
 
     def write_bytes(self, path: str, data: bytes) -> str:
         """Write a whole file (through a temporary name where the store allows, so readers never see half)."""
+        if self._local:
+            return self._write_local(path, lambda out: out.write(data))
         return self.write_file(path, io.BytesIO(data))
 
     def write_file(self, path: str, source: BinaryIO) -> str:
         """Write a whole file from an open binary file, copied in chunks, as `write_bytes` writes one."""
+        if self._local:
+            return self._write_local(path, lambda out: shutil.copyfileobj(source, out, _CHUNK))
         target = self.root / path
-        if self.root.protocol in ("", "file", "local"):
-            # Phone numbers: readable by the owner and its group only, never by every local user.
-            os.makedirs(target.parent.path, mode=0o750, exist_ok=True)
-            part = f"{target.path}.{uuid.uuid4().hex}.part"  # one per writer: two stores never share it
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(source, out, _CHUNK)
-            os.replace(part, target.path)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as out:  # object stores make an upload visible only once complete
-                shutil.copyfileobj(source, out, _CHUNK)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:  # object stores make an upload visible only once complete
+            shutil.copyfileobj(source, out, _CHUNK)
         return self.url(path)
+
+    @property
+    def _local(self) -> bool:
+        return self.root.protocol in ("", "file", "local")
+
+    def _write_local(self, path: str, write: Callable[[BinaryIO], Any]) -> str:
+        """A local file written under a temporary name, then renamed over the target: readers never see half.
+        Returns its URL."""
+        target = self.root / path
+        local = target.path
+        part = f"{local}.{uuid.uuid4().hex}.part"  # one per writer: two stores never share it
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileNotFoundError:  # its directory is new
+            # Phone numbers: readable by the owner and its group only, never by every local user.
+            os.makedirs(os.path.dirname(local), mode=0o750, exist_ok=True)
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+        os.replace(part, local)
+        return str(target)
 
     def read_bytes(self, path: str) -> bytes:
         return (self.root / path).read_bytes()
