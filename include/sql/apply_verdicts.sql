@@ -20,18 +20,23 @@ with result as (
       and (%(batch_id)s::bigint is null or b.id = %(batch_id)s::bigint)
       and (q.id is not null or d.call_info like 'REJECTED:%%')
 ),
+-- The reason as the row gets it (UNREACHABLE_MAX for a number screened often enough): read from the row
+-- being updated itself, so case_tel is joined once.
 outcome as (
-    select o.telid, o.status,
-           case when o.status = %(verdict_unknown)s and not o.rejected and c.screen_attempts >= %(rescreen_max)s
-                then %(reason_screening_exhausted)s else o.reason end as reason
+    select o.telid, o.status, o.reason,
+           o.status = %(verdict_unknown)s and not o.rejected as exhaustible
     from result o
-    join case_tel c on c.telid = o.telid
 )
 update case_tel t
-set valid_status = o.status, valid_reason = o.reason, valid_checked_at = now()
+set valid_status = o.status,
+    valid_reason = case when o.exhaustible and t.screen_attempts >= %(rescreen_max)s
+                        then %(reason_screening_exhausted)s else o.reason end,
+    valid_checked_at = now()
 from outcome o
 where t.telid = o.telid
   and (t.valid_status <> %(verdict_valid)s
        or (o.status <> %(verdict_unknown)s and t.valid_checked_at < t.last_screened_at))
   and (o.status <> %(verdict_unknown)s or t.valid_status = %(verdict_unknown)s)
-  and (t.valid_status, t.valid_reason) is distinct from (o.status, o.reason)
+  and (t.valid_status, t.valid_reason) is distinct from
+      (o.status, case when o.exhaustible and t.screen_attempts >= %(rescreen_max)s
+                      then %(reason_screening_exhausted)s else o.reason end)
