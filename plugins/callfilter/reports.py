@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from callfilter import codes, db, files
 from callfilter.errors import FinalError, NotPlannedError
@@ -74,17 +75,17 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
             raise LookupError(f"filter task {filter_task_id} does not exist")
         path = files.summary_path(filter_task_id, task["creator"])
         batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
-        with conn.cursor(name=f"summary_{filter_task_id}") as cur:
+        # Rows as tuples, straight into the sheet: summary_numbers.sql selects the columns in sheet order.
+        with conn.cursor(name=f"summary_{filter_task_id}", row_factory=tuple_row) as cur:
             cur.itersize = 10000
             cur.execute(db.sql("summary_numbers"), {"batchid": task["batchid"]})
+            columns = [column.name for column in cur.description or ()]
+            if columns != [c for c, _ in NUMBER_COLUMNS]:
+                raise RuntimeError(f"summary_numbers.sql selects {columns}, not the sheet's columns")
             url = storage.write_xlsx(
                 path,
                 [
-                    (
-                        NUMBERS_SHEET,
-                        [header for _, header in NUMBER_COLUMNS],
-                        ([r[c] for c, _ in NUMBER_COLUMNS] for r in cur),
-                    ),
+                    (NUMBERS_SHEET, [header for _, header in NUMBER_COLUMNS], cur),
                     (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
                 ],
             )
