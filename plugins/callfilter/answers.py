@@ -24,6 +24,7 @@ INT_FIELDS = ("billsec", "wait_time", "fail_call_times", "success_call_times", "
 TIME_FIELDS = ("call_start_time", "answer_time", "call_end_time", "agent_answer_time", "agent_end_time")
 TEXT_WIDTHS = {"uniqueid": 64, "ivr_key": 16, "agent": 64}
 INT_MAX = 2**31 - 1
+_NOT_SENT = object()
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # a JSON text's escaped NUL, not an escaped backslash
 
 
@@ -105,14 +106,16 @@ def split_records(
     bad: list[tuple[Any, str]] = []
     for record in records:
         why = record_problem(record, sent)
-        if why is None and str(record["nid"]) in good:
-            if record == good[str(record["nid"])]:
+        if why is None:
+            nid = str(record["nid"])
+            kept = good.get(nid)
+            if kept is None:
+                good[nid] = record
+                continue
+            if record == kept:
                 continue  # the same record served twice (pages that overlap)
             why = "a second, different record for this nid (the first was kept)"
-        if why is None:
-            good[str(record["nid"])] = record
-        else:
-            bad.append((record, why))
+        bad.append((record, why))
     return list(good.values()), bad
 
 
@@ -120,24 +123,30 @@ def record_problem(record: Any, sent: Mapping[str, str]) -> str | None:
     """Why a result record cannot be stored, or None when it is good."""
     if not isinstance(record, Mapping):
         return "not an object"
-    nid = record.get("nid")
-    if not isinstance(nid, str | int) or isinstance(nid, bool) or str(nid) not in sent:
+    get = record.get
+    nid = get("nid")
+    if not isinstance(nid, str | int) or isinstance(nid, bool):
         return f"nid {nid!r} was not sent in this batch"
-    if record.get("phone") != sent[str(nid)]:
-        return f"phone {record.get('phone')!r} is not the number sent ({sent[str(nid)]})"
-    status = record.get("call_status")
+    phone = sent.get(str(nid), _NOT_SENT)
+    if phone is _NOT_SENT:
+        return f"nid {nid!r} was not sent in this batch"
+    if get("phone") != phone:
+        return f"phone {get('phone')!r} is not the number sent ({phone})"
+    status = get("call_status")
     if not isinstance(status, str) or not CALL_STATUS_RE.match(status):
         return f"call_status {status!r} is not a status code"
     for name in INT_FIELDS:
-        value = record.get(name)
-        if value is not None and not (_is_int(value) and -INT_MAX <= value <= INT_MAX):
+        value = get(name)
+        if value is None or (type(value) is int and -INT_MAX <= value <= INT_MAX):
+            continue
+        if not (_is_int(value) and -INT_MAX <= value <= INT_MAX):
             return f"{name} {value!r} is not a whole number"
     for name in TIME_FIELDS:
-        value = record.get(name)
+        value = get(name)
         if value is not None and not _is_time(value):
             return f"{name} {value!r} is not an ISO 8601 time with offset"
     for name, width in TEXT_WIDTHS.items():
-        value = record.get(name)
+        value = get(name)
         if value is not None and not (isinstance(value, str) and len(value) <= width and "\x00" not in value):
             return f"{name} {str(value)[:40]!r} is not a text of at most {width} characters"
     return None

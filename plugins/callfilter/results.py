@@ -94,7 +94,7 @@ def store_results(
         db.run(conn, "delete_batch_results", {"batch_id": batch_id, "nids": [str(r["nid"]) for r in records]})
         with conn.cursor() as cur, cur.copy(db.sql("copy_batch_results")) as copy:
             for record in records:
-                copy.write_row((batch_id, *(record.get(column) for column in RESULT_COLUMNS)))
+                copy.write_row((batch_id, *map(record.get, RESULT_COLUMNS)))
         db.run(
             conn,
             "quarantine_records",
