@@ -126,7 +126,7 @@ def store_results(
         updated = apply_batch_verdicts(conn, filter_task_id, batch_id)
     storage.write_xlsx(
         files.results_xlsx_path(filter_task_id, order, attempt),
-        [(f"batch {order} results", RESULT_COLUMNS, ([r.get(c) for c in RESULT_COLUMNS] for r in records))]
+        [(f"batch {order} results", RESULT_COLUMNS, (list(map(r.get, RESULT_COLUMNS)) for r in records))]
         + (
             [("quarantined", ("nid", "reason", "record"), ([_nid(r), why, str(r)] for r, why in quarantined))]
             if quarantined
