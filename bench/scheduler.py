@@ -3,8 +3,8 @@
 Two parts, each on a stack of its own (the real api-server, scheduler, dag-processor and triggerer with
 LocalExecutor, the embedded PostgreSQL, the vendor simulator as a process):
 
-- latency: one filter task of 100,000 numbers (100 batches of 1000) at a vendor pace of some seconds per
-  vendor task, cap 5. Prints trigger to the first vendor task created (target <= 30 s), and per batch its
+- latency: one filter task of 100,000 numbers (100 batches of 1000), cap 5, at the real pace scaled 30 times
+  down, ratios kept: a vendor task dials for ~30 s (15 minutes) against a 2 s poll (60 s). Prints trigger to the first vendor task created (target <= 30 s), and per batch its
   vendor task's end (the simulator's own time) to its results stored and verdicts applied (the batch log's
   query_recvtime), median and max (target <= the poll interval + 5 s).
 - fanout: N batches of 1000 numbers (default 1000, a million numbers) with an instant vendor, against a no-op
@@ -229,7 +229,12 @@ def main() -> None:
     parser.add_argument(
         "--cap", type=int, default=5, help="latency: CALLFILTER_VENDOR_CAP = the vendor's cap"
     )
-    parser.add_argument("--call-seconds", type=float, default=1.0, help="latency: mean call duration")
+    parser.add_argument(
+        "--call-seconds",
+        type=float,
+        default=3.0,
+        help="latency: mean call duration (3 s on 500 lines: a vendor task of 1000 numbers dials ~30 s)",
+    )
     parser.add_argument("--lines", type=int, default=500, help="latency: vendor lines (simulator)")
     parser.add_argument(
         "--stop-after",

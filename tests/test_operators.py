@@ -5,6 +5,7 @@ for real (asyncio), as the triggerer would run them."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -117,8 +118,19 @@ def test_a_failed_batch_fails_alone_and_clearing_it_redials_only_the_numbers_wit
     with dbm.connect() as conn, pytest.raises(RegistrationError, match="finished with errors"):
         register_task(conn, validate_params({"batchid": "F4"}), "run-2")
 
+    # Airflow's own retry of the failed query (one can follow a try whose failure did not reach Airflow) fails
+    # again and dials nothing; a clear sets max_tries to the last try + retries, and that try re-dials.
+    retry = {"ti": SimpleNamespace(try_number=2, max_tries=2)}
+    with pytest.raises(AirflowFailException, match=r"ended FAILED"):
+        QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id, retries=2).execute(retry)
+    assert len(sim.stats()["tasks"]) == 1
+
     # Clearing the failed query re-dials, once, the 5 numbers without a result; the task runs again.
-    assert drive(QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id), ctx) == log_id
+    cleared = {"ti": SimpleNamespace(try_number=2, max_tries=1 + 2)}
+    assert (
+        drive(QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id, retries=2), cleared)
+        == log_id
+    )
     assert drive(QueryBatchOperator(task_id="query", batch=batch, batch_log_id=log_id), ctx) == log_id
     stats = sim.stats()
     assert [t["request_id"] for t in stats["tasks"]] == ["cf-1-0001", "cf-1-0001-a2"]

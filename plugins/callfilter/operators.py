@@ -126,7 +126,18 @@ class BatchOperator(BaseOperator):
     # ---- entry points ----
 
     def execute(self, context: Any) -> int:
-        return self._guarded(context, self._advance, not self.stops_when_sent)
+        # A query re-dials a failed batch when an operator cleared it, never on Airflow's own retry (one can
+        # follow a failed-for-good try whose state did not reach Airflow).
+        return self._guarded(
+            context, self._advance, not self.stops_when_sent and self._first_since_clear(context)
+        )
+
+    def _first_since_clear(self, context: Any) -> bool:
+        """The task's first try, or the first since it was cleared (Airflow's own reckoning: a clear sets
+        max_tries to the last try_number + retries)."""
+        ti = context["ti"]
+        max_tries = getattr(ti, "max_tries", None)
+        return max_tries is None or ti.try_number <= max_tries - (self.retries or 0) + 1
 
     def resume(self, context: Any, event: Any = None, **kwargs: Any) -> int:
         """Back from a wait (calling window, vendor slot, vendor busy): carry on."""
