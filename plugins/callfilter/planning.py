@@ -142,17 +142,17 @@ def request_body(
     }
 
 
-def triggerer_shortfall(vendor_cap: int, triggerer_capacity: int) -> str | None:
+def triggerer_shortfall(cap: int, triggerer_capacity: int) -> str | None:
     """Why the triggerer may not hold a run's waits, or None. A run's waits do not grow with its batches: as
     many sends wait for a vendor slot as the cap lets wait (max_active_tis_per_dagrun counts deferred tasks),
     and a query waits per vendor task, at most the cap unfinished plus those ended but not yet polled: up to
     3 x the cap triggers, plus the cap for every other run waiting at the same time. Not an error: a trigger
     beyond the capacity waits until one ends, and a deployment may run several triggerers."""
-    waits = 3 * vendor_cap
+    waits = 3 * cap
     if waits <= triggerer_capacity:
         return None
     return (
-        f"CALLFILTER_VENDOR_CAP {vendor_cap} lets this run keep up to {waits} triggers waiting, more than one "
+        f"CALLFILTER_VENDOR_CAP {cap} lets this run keep up to {waits} triggers waiting, more than one "
         f"triggerer runs ([triggerer] capacity {triggerer_capacity}): waits beyond it start late (slots refilled, "
         "results stored late). Raise [triggerer] capacity (AIRFLOW__TRIGGERER__CAPACITY) or run more triggerers"
     )
