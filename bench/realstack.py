@@ -8,6 +8,7 @@ scheduler, dag-processor, triggerer; LocalExecutor) wired to both. Everything it
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 import tempfile
@@ -27,11 +28,22 @@ import requests  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from callfilter_dev import devenv  # noqa: E402
-from callfilter_dev.watch import RunStuck, RunWatcher  # noqa: E402
+from callfilter_dev.watch import RunStuck, RunWatcher, stuck_after_default  # noqa: E402
 from tests.stack import AirflowStack, summarize  # noqa: E402
 
 APP_ID, APP_SECRET = "bench-app", "bench-secret"
 DATA_DIR = ROOT / ".bench-run" / "pgdata"
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every bench on this stack takes: the simulator's seed and when a run counts as stuck."""
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--stuck-after",
+        type=float,
+        default=stuck_after_default(),
+        help="seconds with nothing moved before a run is reported stuck (default %(default)s)",
+    )
 
 
 def telnos(count: int) -> list[str]:

@@ -16,7 +16,6 @@ import statistics
 
 import realstack
 from callfilter_dev.simulator import CallCenter, CreateTaskRequest, SimulatorConfig
-from callfilter_dev.watch import stuck_after_default
 
 
 def vendor_alone(numbers: list[str], batch_size: int, cap: int, call_seconds: float, lines: int, seed: int):
@@ -55,13 +54,7 @@ def main() -> None:
         "--cap", type=int, default=5, help="vendor's unfinished-task cap = CALLFILTER_VENDOR_CAP"
     )
     parser.add_argument("--poll", type=float, default=4.0, help="CALLFILTER_POLL_INTERVAL, seconds")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--stuck-after",
-        type=float,
-        default=stuck_after_default(),
-        help="seconds with nothing moved before the run is reported stuck (default %(default)s)",
-    )
+    realstack.add_run_options(parser)
     args = parser.parse_args()
 
     numbers = realstack.telnos(args.batches * args.batch_size)

@@ -32,7 +32,6 @@ from typing import Any
 from psycopg.rows import dict_row
 
 import realstack
-from callfilter_dev.watch import stuck_after_default
 
 NOOP_DAG_ID = "bench_noop_fanout"
 
@@ -280,13 +279,7 @@ def main() -> None:
         action="store_true",
         help="fanout: LocalExecutor workers from a forkserver that preloaded the heavy imports (both DAGs)",
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--stuck-after",
-        type=float,
-        default=stuck_after_default(),
-        help="seconds with nothing moved before a run is reported stuck (default %(default)s)",
-    )
+    realstack.add_run_options(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # stop the stack on the way out
     print(load())
