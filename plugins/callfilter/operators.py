@@ -281,18 +281,24 @@ class BatchOperator(BaseOperator):
             window_closes=closes.timestamp() if closes else None,
         )
         try:
-            status = self._hook().task_status(batch_log["task_id"])["status"]
+            status = self._hook().task_status(batch_log["task_id"])
         except VendorError as exc:  # the trigger asks again, and reports an error that is final
             self.log.warning("vendor task %s: status not read (%s)", batch_log["task_id"], exc)
         else:
-            if status in contract.END_STATUSES:
-                self.log.info("vendor task %s has ended (%s): storing now", batch_log["task_id"], status)
-                return self._vendor_task_ended(context, trigger.ended_event(status).payload)
+            if status["status"] in contract.END_STATUSES:
+                self.log.info(
+                    "vendor task %s has ended (%s): storing now", batch_log["task_id"], status["status"]
+                )
+                event = trigger.ended_event(status["status"]).payload
+                return self._vendor_task_ended(context, event, status)
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
         self.defer(trigger=trigger, method_name="vendor_task_ended")
 
-    def _vendor_task_ended(self, context: Any, event: dict[str, Any]) -> int:
-        """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one."""
+    def _vendor_task_ended(
+        self, context: Any, event: dict[str, Any], known_status: dict[str, Any] | None = None
+    ) -> int:
+        """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one.
+        `known_status`: the vendor's status answer already read in this try (it ended: nothing to cancel)."""
         from callfilter import codes, contract, db, files
         from callfilter.results import store_results
         from callfilter.sending import batch_log as load_log
@@ -303,7 +309,7 @@ class BatchOperator(BaseOperator):
         if status == ERROR:
             raise BatchFailed(f"vendor task {vendor_task_id}: {event.get('message')}")
         hook = self._hook()
-        if status in (codes.VendorEnd.TIMED_OUT, codes.VendorEnd.WINDOW_CLOSED):
+        if status in (codes.VendorEnd.TIMED_OUT, codes.VendorEnd.WINDOW_CLOSED) and known_status is None:
             ended = hook.cancel_task(vendor_task_id)["status"]
             why = "the calling window closed" if status == codes.VendorEnd.WINDOW_CLOSED else "it timed out"
             self.log.warning("cancelled vendor task %s (%s): it is %s", vendor_task_id, why, ended)
@@ -315,7 +321,7 @@ class BatchOperator(BaseOperator):
                 raise BatchFailed(
                     f"event for vendor task {vendor_task_id}, but the batch is at vendor task {batch_log['task_id']}"
                 )
-            store_results(conn, hook, files.Storage(), batch_log["id"], status)
+            store_results(conn, hook, files.Storage(), batch_log["id"], status, known_status)
         if status == codes.VendorEnd.WINDOW_CLOSED:
             return self._advance(context, False)
         return batch_log["id"]

@@ -43,13 +43,15 @@ def store_results(
     storage: files.Storage,
     log_id: int,
     vendor_status: str,
+    status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fetch every result of the batch's current vendor task, store them and apply their verdicts.
 
     A rerun replaces, never duplicates. `vendor_status` is the end status the trigger saw (or TIMEOUT /
     WINDOW_CLOSED after we cancelled it). A FINISHED task must account for every accepted number, else
     IncompleteResultsError (retryable) and nothing is stored. Raises BatchFailed after storing when the task
-    failed, was cancelled or timed out.
+    failed, was cancelled or timed out. `status`: the vendor's status answer for the ended task, when the
+    caller has just read it (else it is read here).
     """
     batch_log = db.one(conn, "get_batch_log", {"log_id": log_id})
     if batch_log is None:
@@ -57,7 +59,7 @@ def store_results(
     vendor_task_id = batch_log["task_id"]
     with conn.transaction():
         db.run(conn, "mark_query_requested", {"log_id": log_id})
-    status = hook.task_status(vendor_task_id)
+    status = status or hook.task_status(vendor_task_id)
     _, pages = hook.all_results(vendor_task_id)
     batch_id = batch_log["filter_send_batch_id"]
     sent = {row["nid"]: row["phone"] for row in db.all_rows(conn, "sent_numbers", {"batch_id": batch_id})}
