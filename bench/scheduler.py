@@ -15,7 +15,7 @@ LocalExecutor, the embedded PostgreSQL, the vendor simulator as a process):
 
     .venv/bin/python bench/scheduler.py                                 # both parts at the issue's sizes
     .venv/bin/python bench/scheduler.py --only fanout --batches 200     # 9 min on the 2 quiet cores here
-    .venv/bin/python bench/scheduler.py --only fanout --batches 200 --preload   # task processes inherit imports
+    .venv/bin/python bench/scheduler.py --only fanout --batches 200 --no-preload   # each task process imports
     .venv/bin/python bench/scheduler.py --help
 """
 
@@ -172,24 +172,16 @@ def latency(args: argparse.Namespace) -> None:
         )
 
 
-# What a send or query task process imports beyond what Airflow's task runner has (about 0.6 s on this
-# machine): with `--preload` the LocalExecutor's workers start from a forkserver that imported them, and each
-# task process, forked from its worker, inherits them.
-PRELOAD = (
-    "airflow.sdk.execution_time.task_runner,psycopg,requests,aiohttp,openpyxl,sqlparse,fsspec,"
-    "airflow.providers.http.hooks.http,callfilter.results,callfilter.sending,callfilter.triggers"
-)
-
-
-def preload_settings(preload: bool) -> dict[str, str]:
-    """The Airflow settings that make task processes inherit the heavy imports (Airflow 3.3's forkserver
-    preload), or none."""
+def worker_settings(start_method: str, preload: bool) -> dict[str, str]:
+    """The Airflow settings for how the LocalExecutor starts its workers, and whether task processes inherit
+    the heavy imports (plugins/callfilter_preload.py: loaded by the scheduler before it forks its workers, or
+    by the forkserver it names)."""
+    settings = {"AIRFLOW__SCHEDULER__MP_START_METHOD": start_method}
     if not preload:
-        return {}
-    return {
-        "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-        "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": PRELOAD,
-    }
+        settings["CALLFILTER_PRELOAD_IMPORTS"] = "0"
+    elif start_method == "forkserver":
+        settings["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"] = "callfilter_preload"
+    return settings
 
 
 def fanout(args: argparse.Namespace) -> None:
@@ -200,7 +192,8 @@ def fanout(args: argparse.Namespace) -> None:
     print(
         f"fanout: {args.batches} batches of {args.batch_size} ({numbers} numbers), instant vendor, "
         f"cap {args.fanout_cap}, poll {args.poll:g} s"
-        + (", task processes inherit preloaded imports" if args.preload else "")
+        + f", workers by {args.start_method}, task processes "
+        + ("inherit the preloaded imports" if args.preload else "import for themselves (no preload)")
     )
     results = {}
     with realstack.vendor_stack(
@@ -211,7 +204,7 @@ def fanout(args: argparse.Namespace) -> None:
         CALLFILTER_POLL_INTERVAL=str(args.poll),
         CALLFILTER_VENDOR_CAP=str(args.fanout_cap),
         CALLFILTER_DIAL_SECONDS_PER_NUMBER="0",
-        **preload_settings(args.preload),
+        **worker_settings(args.start_method, args.preload),
     ) as bench:
         stack = bench.stack
         started = time.time()
@@ -275,9 +268,16 @@ def main() -> None:
         "--noop-timeout", type=float, default=4 * 3600, help="fanout: seconds for the no-op run"
     )
     parser.add_argument(
-        "--preload",
-        action="store_true",
-        help="fanout: LocalExecutor workers from a forkserver that preloaded the heavy imports (both DAGs)",
+        "--start-method",
+        choices=("fork", "forkserver"),
+        default="fork",
+        help="fanout: how the LocalExecutor starts its workers ([scheduler] mp_start_method; default fork)",
+    )
+    parser.add_argument(
+        "--no-preload",
+        dest="preload",
+        action="store_false",
+        help="fanout: CALLFILTER_PRELOAD_IMPORTS=0, task processes import for themselves (both DAGs)",
     )
     realstack.add_run_options(parser)
     args = parser.parse_args()

@@ -26,7 +26,8 @@ from callfilter.params import RUN_PARAMS, vendor_cap
 
 CASE_TEL = Asset("case_tel")
 
-# Above every other task of call_filter (by the default downstream rule: register 6, plan 5, send 4, ...).
+# Every task's weight is its own (weight_rule absolute; by the default downstream rule a send would add its
+# query's weight to its own and outrank it): a query's is above every other task's (1).
 QUERY_PRIORITY = 10
 
 PARAMS = {name: Param(**spec) for name, spec in RUN_PARAMS.items()}
@@ -44,6 +45,7 @@ PARAMS = {name: Param(**spec) for name, spec in RUN_PARAMS.items()}
         "retries": 3,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
+        "weight_rule": "absolute",
         "on_failure_callback": mark_failed,
     },
 )
@@ -91,7 +93,6 @@ def call_filter():
             batch_log_id=sent.output,
             retries=2,
             map_index_template="{{ batch_label }}",
-            weight_rule="absolute",
             priority_weight=QUERY_PRIORITY,
         )
 

@@ -3,6 +3,7 @@ port for a whole module, numbers to load, and reading rows and task instances.""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from callfilter_dev import devenv
@@ -36,6 +37,14 @@ class Vendor:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+def psycopg_library() -> str:
+    """The file of psycopg's compiled module (psycopg-binary here): mapped into every process that imported
+    psycopg. (Not the first "psycopg" in a memory map: Airflow's SQLAlchemy loads psycopg2's.)"""
+    from psycopg import pq
+
+    return sys.modules[f"psycopg_{pq.__impl__}.pq"].__file__
 
 
 def rows(conn, query: str, params: Any = None) -> list[dict[str, Any]]:

@@ -580,6 +580,25 @@ class AirflowStack:
                     found[proc.pid] = proc
         return found
 
+    def executor_workers(self) -> list[psutil.Process]:
+        """The processes that fork the task processes: the LocalExecutor's workers (forked from the
+        scheduler), or the pool processes of the Celery workers ("ForkPoolWorker-N", retitled "airflow
+        supervisor: ..." once they have run a task), and any task process running."""
+        workers = []
+        for proc in self._stack_processes().values():
+            with contextlib.suppress(psutil.Error):
+                title = " ".join(proc.cmdline())
+                if title.startswith(("airflow worker -- LocalExecutor", "airflow supervisor:")) or (
+                    ":ForkPoolWorker-" in title
+                ):
+                    workers.append(proc)
+        return workers
+
+    def preloaded_in_workers(self, library: str) -> list[bool]:
+        """Per executor worker: whether `library` (a shared object's path) is in its memory map, i.e. the
+        task processes it forks start with that library loaded."""
+        return [library in Path(f"/proc/{w.pid}/maps").read_text() for w in self.executor_workers()]
+
     def _drop_database(self, name: str) -> None:
         assert self._database is not None
         with self._database.connect(autocommit=True) as conn:

@@ -21,7 +21,7 @@ import pytest
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
 from tests.conftest import APP_ID, APP_SECRET, RUN_DIR, module_database
-from tests.pace import Vendor, numbers, rows, value
+from tests.pace import Vendor, numbers, psycopg_library, rows, value
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -85,6 +85,9 @@ def stack(business_db, vendor, broker, tmp_path_factory) -> Iterator[AirflowStac
         AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL="30",
         CALLFILTER_POLL_INTERVAL="1",
         CALLFILTER_VENDOR_CAP="5",
+        # As docker-compose.yaml has it: a Celery worker loads the plugins (callfilter_preload) when it starts,
+        # so its pool processes, and the task processes they fork, inherit the libraries.
+        AIRFLOW__CORE__LAZY_LOAD_PLUGINS="False",
     )
     with AirflowStack(
         workdir, env, database=database, executor="CeleryExecutor", celery_workers=len(WORKERS)
@@ -144,6 +147,9 @@ def test_twenty_thousand_numbers_on_two_workers_with_queries_waiting_in_the_trig
     run_id = stack.trigger("call_filter", {"batchid": "CEL-20K", "batch_size": 1000, "calling_hours": ""})
     samples = watch(stack, run_id, timeout=360)
     assert stack.run_state("call_filter", run_id) == "success", stack.logs()
+    # Task processes started with psycopg (and the other libraries) preloaded: the pool processes have it.
+    preloaded = stack.preloaded_in_workers(psycopg_library())
+    assert len(preloaded) >= len(WORKERS) * SLOTS_PER_WORKER and all(preloaded), preloaded
     print(
         f"20,000 numbers, 20 batches: {time.monotonic() - began:.0f} s; vendor tasks {timeline(vendor.stats())}"
     )

@@ -31,6 +31,8 @@ def test_the_services_of_a_celery_deployment_with_the_simulator_as_the_call_cent
     assert common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
     assert common["AIRFLOW_CONN_CALLFILTER_DB"].endswith("@postgres:5432/callfilter")  # its own database
     assert services["airflow-worker"]["command"] == "celery worker"
+    # A worker loads the plugins when it starts: its task processes inherit callfilter_preload's libraries.
+    assert services["airflow-worker"]["environment"]["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "false"
     for name in ("airflow-worker", "airflow-triggerer", "airflow-scheduler"):
         assert "callfilter-files:/opt/callfilter/files" in services[name]["volumes"]  # one shared file store
 

@@ -71,15 +71,24 @@ def test_call_filter_reads_register_plan_send_query_apply_finish():
     assert dag.get_task("batch.send").max_active_tis_per_dagrun == 5
     assert dag.get_task("batch.query").max_active_tis_per_dagrun is None
     assert dag.get_task("finish").trigger_rule == "all_done"
-    # A resumed query (its vendor task ended) goes before every other ready task of call_filter, sends included.
-    # (The others keep the downstream rule: their weight is at most the sum of every other task's.)
-    query = dag.get_task("batch.query")
-    others = [t for t in dag.tasks if t.task_id != "batch.query"]
-    assert query.weight_rule == "absolute" and all(t.weight_rule == "downstream" for t in others)
-    assert query.priority_weight > sum(t.priority_weight for t in others)
+    # A resumed query (its vendor task ended) goes before every other ready task of call_filter, sends included,
+    # by the weight the scheduler gives each task instance (Airflow's own weight rules: under the default
+    # downstream rule a send would add its query's weight to its own and outrank it).
+    weights = {t.task_id: scheduled_weight(t) for t in dag.tasks}
+    query = weights.pop("batch.query")
+    assert query > max(weights.values()), (query, weights)
     assert set(dag.params) == {
         "batchid", "creator", "categoryid", "tasktype", "batch_size", "max_attempts", "calling_hours", "filter_task_id",
     }  # fmt: skip
+
+
+def scheduled_weight(task) -> int:
+    """The priority weight the scheduler gives the task's instances, by Airflow's own strategy for its rule."""
+    from types import SimpleNamespace
+
+    from airflow.task.priority_strategy import validate_and_load_priority_weight_strategy
+
+    return validate_and_load_priority_weight_strategy(task.weight_rule).get_weight(SimpleNamespace(task=task))
 
 
 # ---- what a deployment imports: run where Airflow runs, in a fresh interpreter ----
@@ -124,7 +133,7 @@ print(json.dumps({
         {"url_prefix": a["url_prefix"], "app": repr(a["app"])} for a in plugins_manager.get_fastapi_plugins()[0]
     ],
     "external_views": [v["href"] for v in plugins_manager._get_ui_plugins()[0]],
-    "heavy": sorted(m for m in ("fastapi", "psycopg", "openpyxl") if m in sys.modules),
+    "heavy": sorted(m for m in ("fastapi", "psycopg", "openpyxl", "requests", "aiohttp") if m in sys.modules),
     "from_package": {
         name: module.__file__
         for name, module in list(sys.modules.items())
@@ -134,16 +143,17 @@ print(json.dumps({
 """
 
 
-def run_as_airflow(tmp_path, script: str, *args: str) -> dict:
-    """Run `script` in a fresh interpreter with a component's settings: plugins/ on sys.path, as Airflow
-    puts it, and nothing of the checkout's (no repo root, no tests, no callfilter_dev)."""
+def run_as_airflow(tmp_path, script: str, *args: str, **settings: str) -> dict:
+    """Run `script` in a fresh interpreter with a component's settings (and `settings` in its environment):
+    plugins/ on sys.path, as Airflow puts it, and nothing of the checkout's (no repo root, no tests, no
+    callfilter_dev)."""
     import json
     import subprocess
     import sys
 
     from callfilter_dev import devenv
 
-    env = devenv.airflow_env(tmp_path / "airflow", tmp_path / "files", "{}", "{}")
+    env = devenv.airflow_env(tmp_path / "airflow", tmp_path / "files", "{}", "{}", **settings)
     result = subprocess.run(
         [sys.executable, "-c", script, *args],
         env=env,
@@ -181,13 +191,24 @@ def test_plugin_loader_loads_the_screening_page_lazily(tmp_path):
     """plugins/callfilter_ui_plugin.py is loaded by every component: it mounts callfilter.ui under /callfilter
     and links it from the navigation, yet imports neither callfilter.ui nor FastAPI (the api-server imports
     them on the page's first request)."""
-    loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
+    loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS, CALLFILTER_PRELOAD_IMPORTS="0")
     assert loaded["import_errors"] == {}
     assert [s for s in loaded["plugin_sources"] if s.endswith("callfilter_ui_plugin.py")]
     assert loaded["fastapi_apps"] == [{"url_prefix": "/callfilter", "app": "callfilter.ui:app"}]
     assert loaded["external_views"] == ["/callfilter/"]
     assert loaded["from_package"] == {}
     assert loaded["heavy"] == []
+
+
+def test_plugin_loader_preloads_the_task_processes_libraries_but_not_callfilter(tmp_path):
+    """plugins/callfilter_preload.py: a component that loads the plugins (the scheduler, before it forks its
+    LocalExecutor workers) imports the libraries every send and query imports, so task processes forked
+    from its workers inherit them; never callfilter's own modules (a task process must run the code on disk
+    now, not the scheduler's copy), nor the screening page's FastAPI."""
+    loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
+    assert loaded["import_errors"] == {}
+    assert loaded["heavy"] == ["aiohttp", "openpyxl", "psycopg", "requests"]
+    assert loaded["from_package"] == {}
 
 
 def test_call_filter_params_are_the_run_params():

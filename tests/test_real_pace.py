@@ -21,7 +21,7 @@ from callfilter.params import timezone
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
 from tests.conftest import APP_ID, APP_SECRET, module_database
-from tests.pace import Vendor, batch_tis, numbers, rows, value
+from tests.pace import Vendor, batch_tis, numbers, psycopg_library, rows, value
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -122,6 +122,9 @@ def test_twelve_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
     )
     assert len(retried) <= 3, retried  # rare even so: a quarter of the batches would mean something else
     assert re.fullmatch(r"batch \d+/12, 20 numbers", queries[0]["rendered_map_index"])
+    # The scheduler ranked every query above every send: a resumed query stores before more is sent.
+    send_weights = {ti["priority_weight"] for ti in sends.values()}
+    assert min(ti["priority_weight"] for ti in queries.values()) > max(send_weights)
     # Send and query of a batch carry the same label in the grid.
     assert all(sends[i]["rendered_map_index"] == queries[i]["rendered_map_index"] for i in queries)
     # Per batch: each query follows its own send, and queries ran while later batches still waited to send.
@@ -129,6 +132,13 @@ def test_twelve_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
         assert when(query, "start_date") >= when(sends[index], "end_date")
     last_send = max(when(ti, "end_date") for ti in sends.values())
     assert sum(when(q, "end_date") < last_send for q in queries.values()) >= 5
+
+
+def test_task_processes_start_with_the_libraries_preloaded(stack):
+    """plugins/callfilter_preload.py: the scheduler loads it before it forks its LocalExecutor workers, so every
+    task process forked from a worker starts with psycopg (and the other libraries) already imported."""
+    preloaded = stack.preloaded_in_workers(psycopg_library())
+    assert preloaded and all(preloaded), (preloaded, stack.logs())
 
 
 def test_a_failed_and_a_stuck_batch_fail_alone_and_a_redial_sends_only_the_unresulted(

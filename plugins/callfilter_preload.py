@@ -1,0 +1,44 @@
+"""Preload: the third-party modules every send and query task process imports, imported once per component.
+
+Every Airflow component loads the plugins of plugins/ when it starts (the scheduler before its LocalExecutor
+forks its workers). A task process is forked from a worker and inherits what the worker's parent imported:
+about 0.7 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks, openpyxl) that each task
+process would otherwise make again. With workers from a forkserver (`[scheduler] mp_start_method`), name this
+module in `[core] mp_forkserver_preload`.
+
+Only libraries, never callfilter's own modules: a task process must import the DAG package's code as it is
+on disk now, not as it was when the scheduler started. `CALLFILTER_PRELOAD_IMPORTS=0` turns the preload off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+PRELOAD_ENV = "CALLFILTER_PRELOAD_IMPORTS"
+
+MODULES = (
+    "psycopg",
+    "psycopg.rows",
+    "psycopg.types.json",
+    "sqlparse",
+    "requests",
+    "tenacity",
+    "aiohttp",
+    "airflow.providers.http.hooks.http",
+    "airflow.triggers.base",
+    "openpyxl",
+    "openpyxl.cell",
+)
+
+
+def preload() -> list[str]:
+    """Import MODULES unless CALLFILTER_PRELOAD_IMPORTS is 0; the names imported."""
+    if os.environ.get(PRELOAD_ENV, "1").strip() == "0":
+        return []
+    for name in MODULES:
+        importlib.import_module(name)
+    return list(MODULES)
+
+
+preload()
