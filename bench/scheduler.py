@@ -14,7 +14,7 @@ LocalExecutor, the embedded PostgreSQL, the vendor simulator as a process):
   divided by the mapped instances (2 N). Target: call_filter's at most 1.3x the no-op's.
 
     .venv/bin/python bench/scheduler.py                                 # both parts at the issue's sizes
-    .venv/bin/python bench/scheduler.py --only fanout --batches 200     # 9 min on the 2 quiet cores here
+    .venv/bin/python bench/scheduler.py --only fanout --batches 200     # 5 min on the 2 quiet cores here
     .venv/bin/python bench/scheduler.py --only fanout --batches 200 --no-preload   # each task process imports
     .venv/bin/python bench/scheduler.py --help
 """

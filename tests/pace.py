@@ -39,12 +39,14 @@ class Vendor:
             self.process = None
 
 
-def psycopg_library() -> str:
-    """The file of psycopg's compiled module (psycopg-binary here): mapped into every process that imported
-    psycopg. (Not the first "psycopg" in a memory map: Airflow's SQLAlchemy loads psycopg2's.)"""
+def preloaded_libraries() -> list[str]:
+    """Files of compiled modules of psycopg (psycopg-binary) and aiohttp, which plugins/callfilter_preload.py
+    imports: mapped into every process that imported them. (psycopg's, not the first "psycopg" of a memory
+    map: Airflow's SQLAlchemy loads psycopg2's; aiohttp's too, as a Celery pool process may load psycopg.)"""
+    import aiohttp._http_parser
     from psycopg import pq
 
-    return sys.modules[f"psycopg_{pq.__impl__}.pq"].__file__
+    return [sys.modules[f"psycopg_{pq.__impl__}.pq"].__file__, aiohttp._http_parser.__file__]
 
 
 def rows(conn, query: str, params: Any = None) -> list[dict[str, Any]]:

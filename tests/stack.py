@@ -594,10 +594,14 @@ class AirflowStack:
                     workers.append(proc)
         return workers
 
-    def preloaded_in_workers(self, library: str) -> list[bool]:
-        """Per executor worker: whether `library` (a shared object's path) is in its memory map, i.e. the
-        task processes it forks start with that library loaded."""
-        return [library in Path(f"/proc/{w.pid}/maps").read_text() for w in self.executor_workers()]
+    def preloaded_in_workers(self, libraries: list[str]) -> list[bool]:
+        """Per executor worker: whether every one of `libraries` (shared objects' paths) is in its memory map,
+        i.e. the task processes it forks start with them loaded."""
+        preloaded = []
+        for worker in self.executor_workers():
+            maps = Path(f"/proc/{worker.pid}/maps").read_text()
+            preloaded.append(all(library in maps for library in libraries))
+        return preloaded
 
     def _drop_database(self, name: str) -> None:
         assert self._database is not None

@@ -21,7 +21,7 @@ import pytest
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
 from tests.conftest import APP_ID, APP_SECRET, RUN_DIR, module_database
-from tests.pace import Vendor, numbers, psycopg_library, rows, value
+from tests.pace import Vendor, numbers, preloaded_libraries, rows, value
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -147,8 +147,8 @@ def test_twenty_thousand_numbers_on_two_workers_with_queries_waiting_in_the_trig
     run_id = stack.trigger("call_filter", {"batchid": "CEL-20K", "batch_size": 1000, "calling_hours": ""})
     samples = watch(stack, run_id, timeout=360)
     assert stack.run_state("call_filter", run_id) == "success", stack.logs()
-    # Task processes started with psycopg (and the other libraries) preloaded: the pool processes have it.
-    preloaded = stack.preloaded_in_workers(psycopg_library())
+    # Task processes started with psycopg, aiohttp (and the other libraries) preloaded: the pool processes have them.
+    preloaded = stack.preloaded_in_workers(preloaded_libraries())
     assert len(preloaded) >= len(WORKERS) * SLOTS_PER_WORKER and all(preloaded), preloaded
     print(
         f"20,000 numbers, 20 batches: {time.monotonic() - began:.0f} s; vendor tasks {timeline(vendor.stats())}"

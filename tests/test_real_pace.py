@@ -21,7 +21,7 @@ from callfilter.params import timezone
 from callfilter_dev import devenv
 from tests.batches import assert_verdicts_follow_outcomes
 from tests.conftest import APP_ID, APP_SECRET, module_database
-from tests.pace import Vendor, batch_tis, numbers, psycopg_library, rows, value
+from tests.pace import Vendor, batch_tis, numbers, preloaded_libraries, rows, value
 from tests.stack import AirflowStack
 
 pytestmark = pytest.mark.stack
@@ -136,8 +136,8 @@ def test_twelve_batches_under_a_cap_of_five_all_succeed(stack, vendor, business_
 
 def test_task_processes_start_with_the_libraries_preloaded(stack):
     """plugins/callfilter_preload.py: the scheduler loads it before it forks its LocalExecutor workers, so every
-    task process forked from a worker starts with psycopg (and the other libraries) already imported."""
-    preloaded = stack.preloaded_in_workers(psycopg_library())
+    task process forked from a worker starts with psycopg, aiohttp (and the other libraries) already imported."""
+    preloaded = stack.preloaded_in_workers(preloaded_libraries())
     assert preloaded and all(preloaded), (preloaded, stack.logs())
 
 
