@@ -1,8 +1,9 @@
 """Preload: the third-party modules every send and query task process imports, imported once per component.
 
-Every Airflow component loads the plugins of plugins/ when it starts (the scheduler before its LocalExecutor
-forks its workers). A task process is forked from a worker and inherits what the worker's parent imported:
-about 0.7 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks, openpyxl) that each task
+The scheduler, triggerer, dag-processor and api-server load the plugins of plugins/ when they start (the
+scheduler before its LocalExecutor forks its workers); a Celery worker does only with
+`[core] lazy_load_plugins = False`. A task process is forked from a worker and inherits what the worker's
+parent imported: about 0.7 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks, openpyxl) that each task
 process would otherwise make again. With workers from a forkserver (`[scheduler] mp_start_method`), name this
 module in `[core] mp_forkserver_preload`.
 
@@ -32,13 +33,12 @@ MODULES = (
 )
 
 
-def preload() -> list[str]:
-    """Import MODULES unless CALLFILTER_PRELOAD_IMPORTS is 0; the names imported."""
+def preload() -> None:
+    """Import MODULES unless CALLFILTER_PRELOAD_IMPORTS is 0."""
     if os.environ.get(PRELOAD_ENV, "1").strip() == "0":
-        return []
+        return
     for name in MODULES:
         importlib.import_module(name)
-    return list(MODULES)
 
 
 preload()
