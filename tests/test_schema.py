@@ -227,3 +227,25 @@ def test_the_constraints_apply_to_an_existing_table_with_rows_made_before_them(d
         db_module_apply(conn)
     with pytest.raises(psycopg.errors.CheckViolation):
         register_directly(db, "calling_hours", "y")
+
+
+@pytest.mark.parametrize("made_before", [False, True], ids=["new database", "database made with the key"])
+def test_the_business_system_may_delete_screened_case_tel_rows_and_the_evidence_stays(
+    db, storage, made_before
+):
+    from tests.batches import plan
+
+    if made_before:  # a database made before the detail rows' foreign key to case_tel was dropped
+        db.conn.execute(
+            "alter table call_filter_send_detail add constraint call_filter_send_detail_telid_fkey "
+            "foreign key (telid) references case_tel (telid)"
+        )
+        with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
+            db_module_apply(conn)
+    plan(db, storage, "DEL1", ["13500000001", "13500000002"])
+    db.conn.execute("delete from case_tel where batchid = 'DEL1' and telno = '13500000001'")
+    assert db.value("select count(*) from case_tel where batchid = 'DEL1'") == 1
+    assert sorted(r["telno"] for r in db.rows("select telno from call_filter_send_detail")) == [
+        "13500000001",
+        "13500000002",
+    ]

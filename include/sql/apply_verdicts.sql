@@ -4,7 +4,9 @@
 -- replaces an earlier known verdict. Numbers without a result (not dialed) are left as they are. A rule's
 -- verdict is its code (call_filter_dict.verdict), never a label. A number still unknown after its last
 -- screening allowed (screen_attempts reached CALLFILTER_RESCREEN_MAX) gets reason UNREACHABLE_MAX.
-with result as (
+-- For one batch, its results are gathered first (materialized) and case_tel is read through its primary
+-- key for just their rows: the cost of a store stays that of its batch, never of the whole case list.
+with result as materialized (
     select d.telid,
            case when d.call_info = 'REJECTED:BLACKLIST' then %(verdict_unknown)s
                 when d.call_info = 'REJECTED:FORMAT' then %(verdict_invalid)s
@@ -40,3 +42,4 @@ where t.telid = o.telid
   and (t.valid_status, t.valid_reason) is distinct from
       (o.status, case when o.exhaustible and t.screen_attempts >= %(rescreen_max)s
                       then %(reason_screening_exhausted)s else o.reason end)
+  and (%(batch_id)s::bigint is null or t.telid = any(array(select r.telid from result r)))

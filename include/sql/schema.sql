@@ -124,11 +124,14 @@ alter table call_filter_send_batch_log add column if not exists slot_since times
 alter table call_filter_send_batch_log add column if not exists send_answer jsonb;
 create index if not exists call_filter_send_batch_log_slot_idx on call_filter_send_batch_log (id) where holds_slot;
 
--- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid).
+-- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid). telid names
+-- a case_tel row without a foreign key: case_tel is the business system's, which may delete or archive its
+-- rows (the evidence stays here), and a plan's INSERT would pay a key check per row (about as much again
+-- as the INSERT itself).
 create table if not exists call_filter_send_detail (
     id bigserial primary key,
     filter_send_batch_id bigint not null references call_filter_send_batch (id),
-    telid bigint not null references case_tel (telid),
+    telid bigint not null,
     telno varchar(32) not null,
     phone varchar(32) not null,
     call_info varchar(64),
@@ -139,6 +142,8 @@ create table if not exists call_filter_send_detail (
 create index if not exists call_filter_send_detail_batch_record_idx
     on call_filter_send_detail (filter_send_batch_id, record_id);
 create index if not exists call_filter_send_detail_telid_idx on call_filter_send_detail (telid);
+-- A database made before has the foreign key: dropped.
+alter table call_filter_send_detail drop constraint if exists call_filter_send_detail_telid_fkey;
 
 -- The vendor's per-number results; a rerun replaces a batch's rows.
 create table if not exists call_filter_send_queryres (
