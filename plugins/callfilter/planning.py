@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from callfilter import db, files, rules
 from callfilter.errors import PlanError
@@ -93,17 +95,20 @@ def write_batch_files(
     """One request JSON (the exact body to send) and one xlsx per batch. A rerun keeps files that say what
     the database says; a file that does not (left by a database restored or made anew, where task ids
     repeat) is written again, so a stale request is never sent."""
-    with conn.transaction(), conn.cursor(name=f"plan_files_{filter_task['id']}") as cur:
+    with (
+        conn.transaction(),
+        conn.cursor(name=f"plan_files_{filter_task['id']}", row_factory=tuple_row) as cur,
+    ):
         cur.itersize = 5000
         cur.execute(db.sql("stream_planned_numbers"), {"filter_task_id": filter_task["id"]})
-        for batch_order, rows in itertools.groupby(cur, key=lambda r: r["batch_order"]):
-            numbers = list(rows)
+        for batch_order, rows in itertools.groupby(cur, key=itemgetter(0)):
+            numbers = [row[1:] for row in rows]  # (nid, phone, telno, telids): the xlsx's columns
             path = files.request_path(filter_task["id"], batch_order)
             body = request_body(
                 filter_task["id"],
                 batch_order,
                 f"batch {batch_order}/{batch_count}",
-                numbers,
+                [{"nid": nid, "phone": phone} for nid, phone, _, _ in numbers],
                 filter_task["max_attempts"],
             )
             xlsx = files.batch_xlsx_path(filter_task["id"], batch_order)
@@ -112,16 +117,7 @@ def write_batch_files(
             if storage.exists(path):
                 log.warning("%s does not match the database: written again", storage.url(path))
             storage.write_json(path, body)
-            storage.write_xlsx(
-                xlsx,
-                [
-                    (
-                        f"batch {batch_order}",
-                        ["nid", "phone", "telno", "telids"],
-                        ([n["nid"], n["phone"], n["telno"], n["telids"]] for n in numbers),
-                    )
-                ],
-            )
+            storage.write_xlsx(xlsx, [(f"batch {batch_order}", ["nid", "phone", "telno", "telids"], numbers)])
 
 
 def request_body(
