@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -390,6 +391,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--numbers", type=int, default=100_000, help="case_tel rows (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run steps and floors this many times, each on a fresh database, and report each figure's "
+        "median (a machine shared with other work; default %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and the files")
     args = parser.parse_args()
 
@@ -400,16 +408,24 @@ def main() -> None:
     scratch.mkdir()
     database = devenv.Database(RUN_DIR / "pgdata")
     name = "callfilter_bench_dataplane"
+    rounds: list[list[dict[str, Any]]] = []
     try:
-        started = perf_counter()
-        filter_task_id = prepare_database(database, name, args.numbers, args.seed)
-        print(f"setup: {args.numbers:,} numbers in case_tel, filter task {filter_task_id} "
-              f"({perf_counter() - started:.1f} s, not measured)", flush=True)  # fmt: skip
-        storage = MeasuredStorage(str(work / "files"), scratch)
-        with connect(conninfo(database, name)) as conn:
-            parts = run_steps(conn, filter_task_id, storage, args.seed)
-            parts += run_floors(conn, filter_task_id, parts)
-        report(parts, args.numbers)
+        for round_number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"# round {round_number} of {args.rounds}", flush=True)
+            started = perf_counter()
+            filter_task_id = prepare_database(database, name, args.numbers, args.seed)
+            print(f"setup: {args.numbers:,} numbers in case_tel, filter task {filter_task_id} "
+                  f"({perf_counter() - started:.1f} s, not measured)", flush=True)  # fmt: skip
+            files_root = work / f"files-{round_number}"
+            storage = MeasuredStorage(str(files_root), scratch)
+            with connect(conninfo(database, name)) as conn:
+                parts = run_steps(conn, filter_task_id, storage, args.seed)
+                parts += run_floors(conn, filter_task_id, parts)
+            rounds.append(parts)
+            if not args.keep and round_number < args.rounds:
+                shutil.rmtree(files_root, ignore_errors=True)
+        report(medians(rounds), args.numbers, len(rounds))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -417,6 +433,25 @@ def main() -> None:
         if database.server is not None:  # the embedded server this run started stops with it
             database.server.cleanup_mode = "stop"
             database.server.cleanup()
+
+
+def medians(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each step's figures, the median of each over the rounds (one round: its own)."""
+
+    def median(values: list[Any]) -> Any:
+        return (
+            statistics.median_low(values)
+            if all(isinstance(v, int) for v in values)
+            else statistics.median(values)
+        )
+
+    return [
+        {
+            key: median([r[index][key] for r in rounds]) if key != "step" else value
+            for key, value in step.items()
+        }
+        for index, step in enumerate(rounds[0])
+    ]
 
 
 def run_steps(conn, filter_task_id: int, storage: MeasuredStorage, seed: int) -> list[dict[str, Any]]:
@@ -493,7 +528,7 @@ def run_floors(conn, filter_task_id: int, measured: list[dict[str, Any]]) -> lis
     return [{"step": "floors", **floors}]
 
 
-def report(measured: list[dict[str, Any]], numbers: int) -> None:
+def report(measured: list[dict[str, Any]], numbers: int, rounds: int = 1) -> None:
     by = {m["step"]: m for m in measured}
     floors = by["floors"]
     rows: list[tuple[str, float, float | None, str, str]] = []  # what, ours, floor, kind, floor is
@@ -535,7 +570,8 @@ def report(measured: list[dict[str, Any]], numbers: int) -> None:
     total = sum(by[s]["total"] for s in steps)
     xlsx = sum(by[s]["xlsx"] for s in steps)
     print()
-    print(f"## {numbers:,} numbers, {by['batches']['count']} batches")
+    medians_of = f", the median of {rounds} rounds" if rounds > 1 else ""
+    print(f"## {numbers:,} numbers, {by['batches']['count']} batches{medians_of}")
     print()
     print("| step | ours | floor | ratio | target | floor is |")
     print("|---|---|---|---|---|---|")

@@ -22,7 +22,6 @@ MODULES = (
     "psycopg",
     "psycopg.rows",
     "psycopg.types.json",
-    "sqlparse",
     "requests",
     "tenacity",
     "aiohttp",

@@ -59,8 +59,7 @@ create index if not exists call_filter_task_dag_run_idx on call_filter_task (dag
 -- The limits of the run params (callfilter.params.RUN_PARAMS, which Airflow checks) on the task rows that
 -- the business system writes itself: batch_size and max_attempts are checked above; calling_hours is
 -- "HH:MM-HH:MM" with a start that differs from its end, or "" for none. Added to an existing table too, as
--- not valid: rows already there are not checked. (No line of the block ends with a semicolon: statements
--- are split there.)
+-- not valid: rows already there are not checked.
 do $$ begin
     if not exists (select from pg_constraint where conrelid = 'call_filter_task'::regclass
                    and conname = 'call_filter_task_calling_hours_check') then

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import sqlparse
 from psycopg.rows import dict_row
 
 from callfilter import codes
@@ -24,11 +24,36 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+# The lexemes of our SQL files: comments, quoted text ('...', "...", $tag$...$tag$), a semicolon, the rest.
+_SQL_LEXEME = re.compile(
+    r"""(?P<comment>--[^\n]*|/\*.*?\*/)
+      | \$(?P<tag>[A-Za-z_][A-Za-z_0-9]*|)\$.*?\$(?P=tag)\$
+      | '(?:[^']|'')*'
+      | "(?:[^"]|"")*"
+      | (?P<end>;)
+      | [^-/$'";]+
+      | .""",
+    re.DOTALL | re.VERBOSE,
+)
+
+
 @functools.cache
 def statements(name: str) -> list[str]:
-    """The statements of a .sql file holding several, in order (split by sqlparse, comments dropped)."""
-    parts = (sqlparse.format(part, strip_comments=True).strip() for part in sqlparse.split(sql(name)))
-    return [part for part in parts if part]
+    """The statements of a .sql file holding several, in order, comments dropped (a % in a comment is no
+    placeholder). Split here, not by a general SQL parser: a task process splits its files anew, and
+    sqlparse took tens of milliseconds a file."""
+    found: list[str] = []
+    current: list[str] = []
+    for lexeme in _SQL_LEXEME.finditer(sql(name)):
+        if lexeme["comment"] is not None:
+            current.append(" ")
+        elif lexeme["end"] is not None:
+            found.append("".join(current).strip())
+            current = []
+        else:
+            current.append(lexeme[0])
+    found.append("".join(current).strip())
+    return [statement for statement in found if statement]
 
 
 def connect(conn_id: str = DEFAULT_CONN_ID) -> psycopg.Connection[dict[str, Any]]:
