@@ -125,8 +125,7 @@ create index if not exists call_filter_send_batch_log_slot_idx on call_filter_se
 
 -- Every case_tel row sent in a batch; rows sharing a number share its record_id (the vendor nid). telid names
 -- a case_tel row without a foreign key: case_tel is the business system's, which may delete or archive its
--- rows (the evidence stays here), and a plan's INSERT would pay a key check per row (about as much again
--- as the INSERT itself).
+-- rows (the evidence stays here), and a plan's INSERT would pay a key check on it for every row.
 create table if not exists call_filter_send_detail (
     id bigserial primary key,
     filter_send_batch_id bigint not null references call_filter_send_batch (id),

@@ -25,7 +25,6 @@ TIME_FIELDS = ("call_start_time", "answer_time", "call_end_time", "agent_answer_
 TEXT_WIDTHS = {"uniqueid": 64, "ivr_key": 16, "agent": 64}
 INT_MAX = 2**31 - 1
 _NOT_SENT = object()
-_fromisoformat = datetime.fromisoformat
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # a JSON text's escaped NUL, not an escaped backslash
 
 
@@ -145,17 +144,8 @@ def record_problem(record: Any, sent: Mapping[str, str]) -> str | None:
             return f"{name} {value!r} is not a whole number"
     for name in TIME_FIELDS:
         value = get(name)
-        if value is None:
-            continue
-        if type(value) is str and len(value) <= 40:  # _is_time without the call
-            try:
-                if _fromisoformat(value).tzinfo is not None:
-                    continue
-            except ValueError:
-                pass
-        elif _is_time(value):
-            continue
-        return f"{name} {value!r} is not an ISO 8601 time with offset"
+        if value is not None and not _is_time(value):
+            return f"{name} {value!r} is not an ISO 8601 time with offset"
     for name, width in TEXT_WIDTHS.items():
         value = get(name)
         if value is not None and not (isinstance(value, str) and len(value) <= width and "\x00" not in value):

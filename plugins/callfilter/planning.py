@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 from typing import Any
@@ -108,7 +109,7 @@ def write_batch_files(
                 filter_task["id"],
                 batch_order,
                 f"batch {batch_order}/{batch_count}",
-                [{"nid": nid, "phone": phone} for nid, phone, _, _ in numbers],
+                (number[:2] for number in numbers),
                 filter_task["max_attempts"],
             )
             xlsx = files.batch_xlsx_path(filter_task["id"], batch_order)
@@ -124,15 +125,16 @@ def request_body(
     filter_task_id: int,
     batch_order: int,
     batch_name: str,
-    numbers: list[dict[str, Any]],
+    numbers: Iterable[Sequence[str]],
     max_attempts: int,
     attempt: int = 1,
 ) -> dict[str, Any]:
-    """The vendor request of a batch's vendor task `attempt` ("call filter 7 batch 3/12")."""
+    """The vendor request of a batch's vendor task `attempt` ("call filter 7 batch 3/12"); `numbers` are
+    (nid, phone) pairs."""
     return {
         "request_id": request_id(filter_task_id, batch_order, attempt),
         "task_name": f"call filter {filter_task_id} {batch_name}",
-        "numbers": [{"nid": n["nid"], "phone": n["phone"]} for n in numbers],
+        "numbers": [{"nid": nid, "phone": phone} for nid, phone in numbers],
         "max_attempts": max_attempts,
         "caller_id": None,
     }

@@ -97,7 +97,7 @@ def request_body(
         batch["filter_task_id"],
         order,
         f"batch {order} attempt {attempt}",
-        numbers,
+        ((n["nid"], n["phone"]) for n in numbers),
         batch["max_attempts"],
         attempt,
     )
