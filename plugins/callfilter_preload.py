@@ -3,8 +3,8 @@
 The scheduler, triggerer, dag-processor and api-server load the plugins of plugins/ when they start (the
 scheduler before its LocalExecutor forks its workers); a Celery worker does only with
 `[core] lazy_load_plugins = False`. A task process is forked from a worker and inherits what the worker's
-parent imported: about 0.7 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks, openpyxl) that each task
-process would otherwise make again. With workers from a forkserver (`[scheduler] mp_start_method`), name this
+parent imported: about 0.7 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks) that
+each task process would otherwise make again. With workers from a forkserver (`[scheduler] mp_start_method`), name this
 module in `[core] mp_forkserver_preload`.
 
 Only libraries, never callfilter's own modules: a task process must import the DAG package's code as it is
@@ -27,8 +27,6 @@ MODULES = (
     "aiohttp",
     "airflow.providers.http.hooks.http",
     "airflow.triggers.base",
-    "openpyxl",
-    "openpyxl.cell",
 )
 
 

@@ -16,10 +16,11 @@ import shutil
 import tempfile
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
+
+from callfilter.xlsx import Sheet, write_workbook
 
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
 FILES_CONN_ID_ENV = "CALLFILTER_FILES_CONN_ID"
@@ -115,10 +116,8 @@ class Storage:
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
 
-    def write_xlsx(
-        self, path: str, sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
-    ) -> str:
-        """An xlsx workbook (`write_workbook`), made in a local temporary file and then copied: a summary of a
+    def write_xlsx(self, path: str, sheets: Sequence[Sheet]) -> str:
+        """An xlsx workbook (`xlsx.write_workbook`: one sheet per (title, header, rows)), made in a local temporary file and then copied: a summary of a
         million rows is never held in memory whole."""
         with tempfile.TemporaryFile() as made:
             write_workbook(made, sheets)
@@ -127,45 +126,6 @@ class Storage:
 
 
 _CHUNK = 1 << 20
-
-
-def write_workbook(
-    out: BinaryIO, sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
-) -> None:
-    """An xlsx workbook with one sheet per (title, header, rows) into `out`; rows stream (write-only mode).
-
-    Whatever the data, no cell becomes a formula: text is text (a telno or a vendor field starting with
-    "=" included), and control characters xlsx cannot hold are written as visible escapes (\\x01).
-    """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    def text(value: str) -> str:
-        return ILLEGAL_CHARACTERS_RE.sub(_escaped, value)
-
-    def cell(sheet: Any, value: Any) -> Any:
-        # xlsx has no time zones: aware datetimes are written as UTC wall time.
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        if isinstance(value, str):
-            value = text(value)
-            if value.startswith("="):  # openpyxl would write it as a formula: a text cell says what it is
-                value = WriteOnlyCell(sheet, value=value)
-                value.data_type = "s"
-        return value
-
-    workbook = Workbook(write_only=True)
-    for title, header, rows in sheets:
-        sheet = workbook.create_sheet(title=re.sub(r"[\\\\*?:/\[\]]", "_", text(title))[:31] or "sheet")
-        sheet.append([cell(sheet, v) for v in header])
-        for row in rows:
-            sheet.append([cell(sheet, v) for v in row])
-    workbook.save(out)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group()):02x}"
 
 
 # Characters unsafe in a file name or an object store URL: separators, control characters, wildcards, and
