@@ -9,9 +9,13 @@ scheduler, dag-processor, triggerer; LocalExecutor) wired to both. Everything it
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
+import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +60,75 @@ def timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user and system, with reaped children's) of each root process and its descendants, read
+    from /proc; "machine" is every core's busy time, "other" what no root's tree accounts for."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat_file:
+                stat = stat_file.read()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command name: state, ppid, ...
+        parent[int(entry)] = int(fields[1])
+        spent[int(entry)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    owner = {pid: name for name, pid in roots.items()}
+    totals = dict.fromkeys(roots, 0.0)
+    for pid, seconds in spent.items():
+        while pid not in owner and parent.get(pid, 0) > 1:
+            pid = parent[pid]
+        if pid in owner:
+            totals[owner[pid]] += seconds
+    with open("/proc/stat") as stat_file:
+        busy = stat_file.readline().split()[1:9]  # user nice system idle iowait irq softirq steal
+    totals["machine"] = (sum(int(f) for f in busy) - int(busy[3]) - int(busy[4])) / tick
+    totals["other"] = totals["machine"] - sum(totals[name] for name in roots)
+    return totals
+
+
+class CpuSampler:
+    """`cpu_seconds` of the stack's processes sampled every `interval` s in a thread, to tell where the CPU of
+    a span of time went (`between`)."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.5) -> None:
+        self.roots = roots
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), cpu_seconds(self.roots)))
+            if self._stop.wait(self.interval):
+                return
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds of each process tree from the sample nearest `start` to the one nearest `end`."""
+        times = [t for t, _ in self.samples]
+
+        def nearest(moment: float) -> dict[str, float]:
+            i = bisect.bisect_left(times, moment)
+            near = min((j for j in (i - 1, i) if 0 <= j < len(times)), key=lambda j: abs(times[j] - moment))
+            return self.samples[near][1]
+
+        first, last = nearest(start), nearest(end)
+        return {name: last[name] - first[name] for name in first}
+
+
 @dataclass
 class VendorStack:
     stack: AirflowStack
@@ -63,7 +136,19 @@ class VendorStack:
     dbname: str
     simulator_port: int
     work: Path
+    simulator: subprocess.Popen[bytes]
     most_deferred: int = 0  # the most task instances of the last run_call_filter deferred at once
+
+    def cpu_roots(self) -> dict[str, int]:
+        """The processes whose trees `cpu_seconds` accounts: each Airflow component (the scheduler's with its
+        LocalExecutor workers and their task processes), PostgreSQL, the simulator, and this bench."""
+        with self.connect() as conn:
+            backend = conn.execute("select pg_backend_pid()").fetchone()[0]
+        with open(f"/proc/{backend}/stat") as stat_file:
+            stat = stat_file.read()
+        postmaster = int(stat[stat.rindex(")") + 2 :].split()[1])
+        roots = {name: process.pid for name, process in self.stack.processes.items()}
+        return {**roots, "postgres": postmaster, "simulator": self.simulator.pid, "bench": os.getpid()}
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A connection to the business database."""
@@ -163,7 +248,7 @@ def vendor_stack(
             stack.wait_for_dag("call_filter")
             for name in dags or {}:
                 stack.wait_for_dag(Path(name).stem)
-            yield VendorStack(stack, database, dbname, port, work)
+            yield VendorStack(stack, database, dbname, port, work, simulator)
     finally:
         simulator.terminate()
         simulator.wait(30)

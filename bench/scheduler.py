@@ -101,12 +101,12 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
-def mapped_span(task_instances: list[dict[str, Any]]) -> tuple[int, float]:
-    """(mapped task instances, seconds from the first one's start to the last one's end)."""
+def mapped_span(task_instances: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """(mapped task instances, the first one's start, the last one's end), epoch seconds."""
     mapped = [ti for ti in task_instances if ti["map_index"] >= 0]
     starts = [realstack.timestamp(ti["start_date"]) for ti in mapped]
     ends = [realstack.timestamp(ti["end_date"]) for ti in mapped]
-    return len(mapped), max(e for e in ends if e) - min(s for s in starts if s)
+    return len(mapped), min(s for s in starts if s), max(e for e in ends if e)
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -196,16 +196,19 @@ def fanout(args: argparse.Namespace) -> None:
         + ("inherit the preloaded imports" if args.preload else "import for themselves (no preload)")
     )
     results = {}
-    with realstack.vendor_stack(
-        "callfilter_bench_fanout",
-        {batchid: realstack.telnos(numbers)},
-        options,
-        dags={f"{NOOP_DAG_ID}.py": NOOP_DAG},
-        CALLFILTER_POLL_INTERVAL=str(args.poll),
-        CALLFILTER_VENDOR_CAP=str(args.fanout_cap),
-        CALLFILTER_DIAL_SECONDS_PER_NUMBER="0",
-        **worker_settings(args.start_method, args.preload),
-    ) as bench:
+    with (
+        realstack.vendor_stack(
+            "callfilter_bench_fanout",
+            {batchid: realstack.telnos(numbers)},
+            options,
+            dags={f"{NOOP_DAG_ID}.py": NOOP_DAG},
+            CALLFILTER_POLL_INTERVAL=str(args.poll),
+            CALLFILTER_VENDOR_CAP=str(args.fanout_cap),
+            CALLFILTER_DIAL_SECONDS_PER_NUMBER="0",
+            **worker_settings(args.start_method, args.preload),
+        ) as bench,
+        realstack.CpuSampler(bench.cpu_roots()) as cpu,
+    ):
         stack = bench.stack
         started = time.time()
         run_id = stack.trigger(NOOP_DAG_ID, {"batches": args.batches})
@@ -227,13 +230,24 @@ def fanout(args: argparse.Namespace) -> None:
         f"  vendor: {stats['tasks_created']} tasks, 42902 answers {stats['too_many_tasks_answers']}; "
         f"call_filter's most task instances deferred at once (triggers): {bench.most_deferred}"
     )
-    for name, (state, total, count, span) in results.items():
+    spans, used = {}, {}
+    for name, (state, total, count, first, last) in results.items():
+        spans[name] = (last - first) / count
+        used[name] = {part: seconds / count for part, seconds in cpu.between(first, last).items()}
         print(
-            f"  {name:12} {state:8} total {total:7.1f} s, {count} mapped task instances in {span:7.1f} s:"
-            f" {span / count:.3f} s each"
+            f"  {name:12} {state:8} total {total:7.1f} s, {count} mapped task instances in {last - first:7.1f} s:"
+            f" {spans[name]:.3f} s each"
         )
-    (_, _, _, noop_span), (_, _, _, ours_span) = results["no-op DAG"], results["call_filter"]
-    print(f"per mapped task instance: {ours_span / noop_span:.2f}x the no-op DAG's (target <= 1.3x)")
+    print(
+        f"per mapped task instance: {spans['call_filter'] / spans['no-op DAG']:.2f}x the no-op DAG's (target <= 1.3x)"
+    )
+    print(
+        "CPU seconds per mapped task instance, from the first one's start to the last one's end, by process tree:"
+    )
+    print(f"  {'process tree':16} {'no-op DAG':>10} {'call_filter':>12} {'added':>8}")
+    for part in used["no-op DAG"]:
+        noop, ours = used["no-op DAG"][part], used["call_filter"][part]
+        print(f"  {part:16} {noop:10.3f} {ours:12.3f} {ours - noop:+8.3f}")
 
 
 def main() -> None:

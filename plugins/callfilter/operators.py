@@ -10,6 +10,7 @@ Heavy modules (vendor client, psycopg) are imported inside methods: the DAG proc
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,7 +158,8 @@ class BatchOperator(BaseOperator):
     # ---- the steps ----
 
     def _advance(self, context: Any, redial: bool) -> int:
-        """Continue from the batch's state in the database; `redial`: a failed batch is re-dialed."""
+        """Continue from the batch's state in the database; `redial`: a failed batch is re-dialed. One
+        connection to the business database for the whole step."""
         from callfilter import codes, db, sending
 
         with db.connect() as conn:
@@ -178,7 +180,7 @@ class BatchOperator(BaseOperator):
                         batch_log["send_res_suminfo"],
                     )
                     return batch_log["id"]
-                return self._wait_for_vendor_task(context, batch_log, batch["calling_hours"])
+                return self._wait_for_vendor_task(conn, context, batch_log, batch["calling_hours"])
             if batch_log["vendor_status"]:
                 if self.stops_when_sent:
                     return batch_log["id"]  # the batch went past sending: query takes it from here
@@ -188,10 +190,10 @@ class BatchOperator(BaseOperator):
                 if next_log is None:
                     return batch_log["id"]
                 batch_log = next_log
-        batch_log = self._send(batch, batch_log)
-        if self.stops_when_sent:
-            return batch_log["id"]
-        return self._wait_for_vendor_task(context, batch_log, batch["calling_hours"])
+            batch_log = self._send(conn, batch, batch_log)
+            if self.stops_when_sent:
+                return batch_log["id"]
+            return self._wait_for_vendor_task(conn, context, batch_log, batch["calling_hours"])
 
     def _stop_if_cancelled(self, conn: Any, batch: dict[str, Any], batch_log: dict[str, Any]) -> None:
         """A cancelled task sends nothing more; a vendor task of it still dialing is cancelled and what it
@@ -207,57 +209,56 @@ class BatchOperator(BaseOperator):
             f"filter task {batch['filter_task_id']} {reason}: nothing more is sent"
         )
 
-    def _send(self, batch: dict[str, Any], batch_log: dict[str, Any]) -> dict[str, Any]:
+    def _send(self, conn: Any, batch: dict[str, Any], batch_log: dict[str, Any]) -> dict[str, Any]:
         """Create the vendor task of the batch's current attempt, waiting (deferred) as long as needed."""
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-        from callfilter import db, files, slots
+        from callfilter import files, slots
         from callfilter.params import send_wait, timezone, vendor_cap
         from callfilter.sending import expected_dial_seconds, send_batch
         from callfilter.triggers import VendorSlotTrigger
 
         label = self.batch["label"]
-        with db.connect() as conn:
-            dial_seconds = expected_dial_seconds(conn, batch, self.batch["numbers"])
-            now = datetime.now(timezone())
-            opens = send_wait(batch["calling_hours"], now, dial_seconds)
-            if opens is not None:
-                self.log.info(
-                    "%s waits for calling hours %s (expected dialing %.0f s): sends at %s",
-                    label,
-                    batch["calling_hours"],
-                    dial_seconds,
-                    opens.isoformat(),
-                )
-                self.defer(trigger=DateTimeTrigger(moment=opens), method_name="resume")
-            cap = vendor_cap()
-            if not slots.reserve(conn, batch_log["id"], cap):
-                self.log.info("%s waits for a vendor slot: %d vendor tasks unfinished", label, cap)
-                self.defer(
-                    trigger=VendorSlotTrigger(
-                        log_id=batch_log["id"],
-                        cap=cap,
-                        poll_interval=min(self._poll_seconds() / 4, 5.0),
-                        vendor_timeout=self._timeout().total_seconds(),
-                        vendor_conn_id=self.vendor_conn_id,
-                    ),
-                    method_name="resume",
-                )
-            self._stop_if_cancelled(conn, batch, batch_log)  # cancelled while this send waited
-            try:
-                return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
-            except VendorRetryableError as exc:  # a final refusal fails the task (errors.task_outcome)
-                slots.release_unsent(conn, batch_log["id"])  # no slot held while waiting for the vendor
-                wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
-                self.log.warning(
-                    "%s: the vendor has no room now (%s); asking again in %.0f s", label, exc, wait
-                )
-                self.defer(
-                    trigger=DateTimeTrigger(moment=datetime.now(timezone()) + timedelta(seconds=wait)),
-                    method_name="resume",
-                )
+        dial_seconds = expected_dial_seconds(conn, batch, self.batch["numbers"])
+        now = datetime.now(timezone())
+        opens = send_wait(batch["calling_hours"], now, dial_seconds)
+        if opens is not None:
+            self.log.info(
+                "%s waits for calling hours %s (expected dialing %.0f s): sends at %s",
+                label,
+                batch["calling_hours"],
+                dial_seconds,
+                opens.isoformat(),
+            )
+            self.defer(trigger=DateTimeTrigger(moment=opens), method_name="resume")
+        cap = vendor_cap()
+        if not slots.reserve(conn, batch_log["id"], cap):
+            self.log.info("%s waits for a vendor slot: %d vendor tasks unfinished", label, cap)
+            self.defer(
+                trigger=VendorSlotTrigger(
+                    log_id=batch_log["id"],
+                    cap=cap,
+                    poll_interval=min(self._poll_seconds() / 4, 5.0),
+                    vendor_timeout=self._timeout().total_seconds(),
+                    vendor_conn_id=self.vendor_conn_id,
+                ),
+                method_name="resume",
+            )
+        self._stop_if_cancelled(conn, batch, batch_log)  # cancelled while this send waited
+        try:
+            return send_batch(conn, self._hook(), files.Storage(), batch, batch_log)
+        except VendorRetryableError as exc:  # a final refusal fails the task (errors.task_outcome)
+            slots.release_unsent(conn, batch_log["id"])  # no slot held while waiting for the vendor
+            wait = max(exc.retry_after or 0.0, VENDOR_BUSY_WAIT)
+            self.log.warning("%s: the vendor has no room now (%s); asking again in %.0f s", label, exc, wait)
+            self.defer(
+                trigger=DateTimeTrigger(moment=datetime.now(timezone()) + timedelta(seconds=wait)),
+                method_name="resume",
+            )
 
-    def _wait_for_vendor_task(self, context: Any, batch_log: dict[str, Any], calling_hours: str) -> int:
+    def _wait_for_vendor_task(
+        self, conn: Any, context: Any, batch_log: dict[str, Any], calling_hours: str
+    ) -> int:
         """Store at once if the vendor task has already ended (one status request: a retry, or a vendor
         faster than a task process start); else wait for it in the triggerer."""
         from callfilter import contract, db
@@ -271,7 +272,7 @@ class BatchOperator(BaseOperator):
         closes = window_closes(
             calling_hours, sent.astimezone(timezone()) if sent else datetime.now(timezone())
         )
-        with db.connect() as conn, conn.transaction():  # the first status request is the query's
+        with conn.transaction():  # the first status request is the query's
             db.run(conn, "mark_query_requested", {"log_id": batch_log["id"]})
         trigger = VendorTaskTrigger(
             vendor_task_id=batch_log["task_id"],
@@ -290,15 +291,20 @@ class BatchOperator(BaseOperator):
                     "vendor task %s has ended (%s): storing now", batch_log["task_id"], status["status"]
                 )
                 event = trigger.ended_event(status["status"]).payload
-                return self._vendor_task_ended(context, event, status)
+                return self._vendor_task_ended(context, event, status, conn)
         self.log.info("waiting for vendor task %s in the triggerer", batch_log["task_id"])
         self.defer(trigger=trigger, method_name="vendor_task_ended")
 
     def _vendor_task_ended(
-        self, context: Any, event: dict[str, Any], known_status: dict[str, Any] | None = None
+        self,
+        context: Any,
+        event: dict[str, Any],
+        known_status: dict[str, Any] | None = None,
+        conn: Any = None,
     ) -> int:
         """Store what the ended vendor task dialed; after a closed window, the rest waits for the next one.
-        `known_status`: the vendor's status answer already read in this try (it ended: nothing to cancel)."""
+        `known_status`: the vendor's status answer already read in this try (it ended: nothing to cancel);
+        `conn`: the step's connection to the business database, if it has one."""
         from callfilter import codes, contract, db, files
         from callfilter.results import store_results
         from callfilter.sending import batch_log as load_log
@@ -315,7 +321,7 @@ class BatchOperator(BaseOperator):
             self.log.warning("cancelled vendor task %s (%s): it is %s", vendor_task_id, why, ended)
             if ended == contract.FINISHED:
                 status = ended  # it finished before the cancel reached it
-        with db.connect() as conn:
+        with contextlib.nullcontext(conn) if conn is not None else db.connect() as conn:
             batch_log = load_log(conn, self.batch["batch_id"])
             if batch_log["task_id"] != vendor_task_id:
                 raise BatchFailed(
