@@ -61,11 +61,13 @@ def timestamp(value: str | None) -> float | None:
 
 
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user and system, with reaped children's) of each root process and its descendants, read
-    from /proc; "machine" is every core's busy time, "other" what no root's tree accounts for."""
+    """CPU seconds (user and system) of each root process ("name") and of its descendants, reaped ones included
+    ("name: children"), read from /proc; "machine" is every core's busy time, "other" what no root's tree
+    accounts for."""
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
-    spent: dict[int, float] = {}
+    own: dict[int, float] = {}
+    reaped: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -75,19 +77,25 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
         except OSError:  # it ended meanwhile
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after the command name: state, ppid, ...
-        parent[int(entry)] = int(fields[1])
-        spent[int(entry)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        own[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime stime
+        reaped[pid] = (int(fields[13]) + int(fields[14])) / tick  # cutime cstime: children it waited for
     owner = {pid: name for name, pid in roots.items()}
-    totals = dict.fromkeys(roots, 0.0)
-    for pid, seconds in spent.items():
-        while pid not in owner and parent.get(pid, 0) > 1:
-            pid = parent[pid]
-        if pid in owner:
-            totals[owner[pid]] += seconds
+    totals = {key: 0.0 for name in roots for key in (name, f"{name}: children")}
+    for pid in own:
+        root = pid
+        while root not in owner and parent.get(root, 0) > 1:
+            root = parent[root]
+        if root not in owner:
+            continue
+        name = owner[root]
+        totals[name if pid == root else f"{name}: children"] += own[pid]
+        totals[f"{name}: children"] += reaped[pid]
     with open("/proc/stat") as stat_file:
         busy = stat_file.readline().split()[1:9]  # user nice system idle iowait irq softirq steal
     totals["machine"] = (sum(int(f) for f in busy) - int(busy[3]) - int(busy[4])) / tick
-    totals["other"] = totals["machine"] - sum(totals[name] for name in roots)
+    totals["other"] = totals["machine"] - sum(v for k, v in totals.items() if k != "machine")
     return totals
 
 
@@ -163,6 +171,18 @@ class VendorStack:
         path = f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
         return self.stack.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"]
 
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, interval: float) -> str:
+        """Wait for a run's end as `run_call_filter` does, with the same API requests at the same pace (the
+        run's deferred task instances, its state), so that two runs compared put the same load on the
+        api-server; returns its end state."""
+        deadline = time.monotonic() + timeout
+        while (state := self.stack.run_done(dag_id, run_id)) is None:
+            self.deferred(dag_id, run_id)
+            if time.monotonic() > deadline:
+                sys.exit(f"run {dag_id}/{run_id} not done after {timeout:.0f} s")
+            time.sleep(interval)
+        return state
+
     def stored_batches(self, batchid: str) -> int:
         """How many batches of the batchid's filter tasks have their results stored."""
         with self.connect() as conn:
@@ -174,19 +194,20 @@ class VendorStack:
         return int(row[0]) if row else 0
 
     def run_call_filter(
-        self, conf: dict[str, Any], stuck_after: float, stop_after: int | None = None
+        self, conf: dict[str, Any], stuck_after: float, stop_after: int | None = None, interval: float = 0.5
     ) -> tuple[str, float, float, str]:
         """Trigger call_filter with `conf` and follow it from the batch log (progress lines) until it ends, or
         until `stop_after` batches are stored (the run goes on; the stack's stop ends it); exits with what it
-        waited on if nothing moved for `stuck_after` seconds. Returns (run id, trigger time, end time, end
-        state), times as epoch seconds."""
+        waited on if nothing moved for `stuck_after` seconds. Every `interval` s, two API requests (the run's
+        deferred task instances, its state). Returns (run id, trigger time, end time, end state), times as
+        epoch seconds."""
         started = time.time()
         run_id = self.stack.trigger("call_filter", conf)
         watcher = RunWatcher(
             lambda: self.connect(row_factory=dict_row, autocommit=True),
             conf["batchid"],
             stuck_after=stuck_after,
-            interval=0.5,
+            interval=interval,
             line_every=10.0,
         )
         self.most_deferred = 0
