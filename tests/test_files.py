@@ -129,6 +129,8 @@ def test_a_cell_of_a_type_xlsx_cannot_hold_is_a_clear_error(tmp_path):
     storage = files.Storage(str(tmp_path))
     with pytest.raises(TypeError, match=r"an xlsx cell cannot hold dict \(\{'nested': 1\}\)"):
         storage.write_xlsx("bad.xlsx", [("s", ["record"], [({"nested": 1},)])])
+    with pytest.raises(ValueError, match="at least one sheet"):
+        storage.write_xlsx("none.xlsx", [])
     assert not list(tmp_path.iterdir())  # no half-written file
 
 

@@ -67,6 +67,8 @@ def write_workbook(out: BinaryIO, sheets: Sequence[Sheet]) -> None:
 
     Cells: str (text, never a formula), int, float, Decimal, bool, datetime (an aware one as its UTC wall time:
     xlsx has no time zones), date; None leaves the cell empty. Any other type is a TypeError."""
+    if not sheets:
+        raise ValueError("an xlsx workbook needs at least one sheet")
     titles = _sheet_titles([title for title, _, _ in sheets])
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as book:
         book.writestr("[Content_Types].xml", _content_types(len(titles)))
