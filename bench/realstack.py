@@ -171,13 +171,25 @@ class VendorStack:
         path = f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
         return self.stack.api("GET", path, params={"state": "deferred", "limit": 1})["total_entries"]
 
+    def _sampled_deferred(self, dag_id: str, run_id: str) -> None:
+        """Note the run's deferred task instances in `most_deferred`; a request that times out is skipped (an
+        api-server on two saturated cores has kept one waiting for more than 30 s)."""
+        with contextlib.suppress(requests.Timeout):
+            self.most_deferred = max(self.most_deferred, self.deferred(dag_id, run_id))
+
+    def _run_done(self, dag_id: str, run_id: str) -> str | None:
+        """The run's end state, or None while it runs or when the request timed out."""
+        with contextlib.suppress(requests.Timeout):
+            return self.stack.run_done(dag_id, run_id)
+        return None
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float, interval: float) -> str:
         """Wait for a run's end as `run_call_filter` does, with the same API requests at the same pace (the
         run's deferred task instances, its state), so that two runs compared put the same load on the
         api-server; returns its end state."""
         deadline = time.monotonic() + timeout
-        while (state := self.stack.run_done(dag_id, run_id)) is None:
-            self.deferred(dag_id, run_id)
+        while (state := self._run_done(dag_id, run_id)) is None:
+            self._sampled_deferred(dag_id, run_id)
             if time.monotonic() > deadline:
                 sys.exit(f"run {dag_id}/{run_id} not done after {timeout:.0f} s")
             time.sleep(interval)
@@ -213,10 +225,10 @@ class VendorStack:
         self.most_deferred = 0
 
         def done() -> bool:
-            self.most_deferred = max(self.most_deferred, self.deferred("call_filter", run_id))
+            self._sampled_deferred("call_filter", run_id)
             if stop_after is not None and self.stored_batches(conf["batchid"]) >= stop_after:
                 return True
-            return self.stack.run_done("call_filter", run_id) is not None
+            return self._run_done("call_filter", run_id) is not None
 
         try:
             watcher.watch(done)
