@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import compileall
 import contextlib
 import os
 import subprocess
@@ -150,10 +151,10 @@ class VendorStack:
     def cpu_roots(self) -> dict[str, int]:
         """The processes whose trees `cpu_seconds` accounts: each Airflow component (the scheduler's with its
         LocalExecutor workers and their task processes), PostgreSQL, the simulator, and this bench."""
-        with self.connect() as conn:
+        with self.connect() as conn:  # its backend, read while it lives: a child of the postmaster
             backend = conn.execute("select pg_backend_pid()").fetchone()[0]
-        with open(f"/proc/{backend}/stat") as stat_file:
-            stat = stat_file.read()
+            with open(f"/proc/{backend}/stat") as stat_file:
+                stat = stat_file.read()
         postmaster = int(stat[stat.rindex(")") + 2 :].split()[1])
         roots = {name: process.pid for name, process in self.stack.processes.items()}
         return {**roots, "postgres": postmaster, "simulator": self.simulator.pid, "bench": os.getpid()}
@@ -264,6 +265,8 @@ def vendor_stack(
         (folder / "call_filter.py").write_text((ROOT / "dags" / "call_filter.py").read_text())
         for name, source in dags.items():
             (folder / name).write_text(source)
+        # Compiled, as `make bytecode` compiles dags/: every task process parses its DAG file.
+        compileall.compile_dir(folder, quiet=1)
         settings = {"AIRFLOW__CORE__DAGS_FOLDER": str(folder), **settings}
     port = devenv.free_port()
     simulator = devenv.start_simulator(
