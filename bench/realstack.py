@@ -61,6 +61,14 @@ def timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+def proc_stat(pid: int | str) -> list[str]:
+    """A process's /proc/PID/stat fields after its command name: state, ppid, ... (ppid is [1]; utime, stime,
+    cutime, cstime are [11:15])."""
+    with open(f"/proc/{pid}/stat") as stat_file:
+        stat = stat_file.read()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
     """CPU seconds (user and system) of each root process ("name") and of its descendants, reaped ones included
     ("name: children"), read from /proc; "machine" is every core's busy time, "other" what no root's tree
@@ -73,11 +81,9 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as stat_file:
-                stat = stat_file.read()
+            fields = proc_stat(entry)
         except OSError:  # it ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after the command name: state, ppid, ...
         pid = int(entry)
         parent[pid] = int(fields[1])
         own[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime stime
@@ -153,9 +159,7 @@ class VendorStack:
         LocalExecutor workers and their task processes), PostgreSQL, the simulator, and this bench."""
         with self.connect() as conn:  # its backend, read while it lives: a child of the postmaster
             backend = conn.execute("select pg_backend_pid()").fetchone()[0]
-            with open(f"/proc/{backend}/stat") as stat_file:
-                stat = stat_file.read()
-        postmaster = int(stat[stat.rindex(")") + 2 :].split()[1])
+            postmaster = int(proc_stat(backend)[1])
         roots = {name: process.pid for name, process in self.stack.processes.items()}
         return {**roots, "postgres": postmaster, "simulator": self.simulator.pid, "bench": os.getpid()}
 

@@ -117,8 +117,8 @@ class Storage:
         return json.loads(self.read_bytes(path))
 
     def write_xlsx(self, path: str, sheets: Sequence[Sheet]) -> str:
-        """An xlsx workbook (`xlsx.write_workbook`: one sheet per (title, header, rows)), made in a local temporary file and then copied: a summary of a
-        million rows is never held in memory whole."""
+        """An xlsx workbook (`xlsx.write_workbook`: one sheet per (title, header, rows)), made in a local
+        temporary file and then copied: a summary of a million rows is never held in memory whole."""
         with tempfile.TemporaryFile() as made:
             write_workbook(made, sheets)
             made.seek(0)
