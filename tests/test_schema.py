@@ -249,3 +249,93 @@ def test_the_business_system_may_delete_screened_case_tel_rows_and_the_evidence_
         "13500000001",
         "13500000002",
     ]
+
+
+RESULT_ROW = (
+    "insert into call_filter_send_queryres (filter_send_batch_id, nid, phone, call_status) "
+    "values (%s, '1', '13500000001', 'ANSWERED')"
+)
+
+
+@pytest.mark.parametrize("made_before", [False, True], ids=["new database", "database made with the keys"])
+def test_detail_and_result_rows_must_name_a_batch_that_exists(db, storage, made_before):
+    from tests.batches import plan
+
+    if made_before:  # a database made when the batch was a row-by-row foreign key of both tables
+        for table in ("call_filter_send_detail", "call_filter_send_queryres"):
+            db.conn.execute(
+                f"alter table {table} add constraint {table}_filter_send_batch_id_fkey "
+                "foreign key (filter_send_batch_id) references call_filter_send_batch (id)"
+            )
+        with psycopg.connect(**{**db.server.params, "dbname": db.name}) as conn:
+            db_module_apply(conn)
+        assert db.value(
+            "select count(*) from pg_constraint where contype = 'f' and conname like '%filter_send_batch_id_fkey' "
+            "and conrelid in ('call_filter_send_detail'::regclass, 'call_filter_send_queryres'::regclass)"
+        ) == 0  # fmt: skip
+    [batch] = plan(db, storage, "REF1", ["13500000001", "13500000002"])
+    missing = batch["batch_id"] + 1000
+    with pytest.raises(
+        psycopg.errors.ForeignKeyViolation, match=f"names batch {missing}, which does not exist"
+    ):
+        db.conn.execute(RESULT_ROW, (missing,))
+    # A COPY of many rows is refused whole when one of them names no batch.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="call_filter_send_detail"):
+        with (
+            db.conn.transaction(),
+            db.conn.cursor() as cur,
+            cur.copy(
+                "copy call_filter_send_detail (filter_send_batch_id, telid, telno, phone, record_id, creator) from stdin"
+            ) as copy,
+        ):
+            copy.write_row((batch["batch_id"], 90, "13500000090", "13500000090", "90", "t"))
+            copy.write_row((missing, 91, "13500000091", "13500000091", "91", "t"))
+    assert db.value("select count(*) from call_filter_send_detail where telid >= 90") == 0
+    db.conn.execute(RESULT_ROW, (batch["batch_id"],))  # its own batch: stored
+    assert db.value("select count(*) from call_filter_send_queryres") == 1
+
+
+def test_a_row_keeps_its_batch_and_a_batch_in_use_is_not_deleted(db, storage):
+    from tests.batches import plan
+
+    first, second = plan(db, storage, "REF2", ["13500000001", "13500000002"], batch_size=1)
+    db.conn.execute(RESULT_ROW, (first["batch_id"],))
+    for table in ("call_filter_send_detail", "call_filter_send_queryres"):
+        with pytest.raises(
+            psycopg.errors.ForeignKeyViolation, match=f"{table}.filter_send_batch_id never changes"
+        ):
+            db.conn.execute(f"update {table} set filter_send_batch_id = %s", (second["batch_id"],))
+        db.conn.execute(f"update {table} set creator = creator" if table.endswith("detail") else
+                        f"update {table} set billsec = 1")  # fmt: skip
+    with pytest.raises(
+        psycopg.errors.ForeignKeyViolation, match=f"batch {first['batch_id']} has detail or result"
+    ):
+        db.conn.execute("delete from call_filter_send_batch where id = %s", (first["batch_id"],))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="call_filter_send_batch.id never changes"):
+        db.conn.execute(
+            "update call_filter_send_batch set id = id + 1000 where id = %s", (first["batch_id"],)
+        )
+    # A batch left with no rows may go, as with the foreign key.
+    db.conn.execute(
+        "delete from call_filter_send_detail where filter_send_batch_id = %s", (second["batch_id"],)
+    )
+    db.conn.execute("delete from call_filter_send_batch where id = %s", (second["batch_id"],))
+    assert db.value("select count(*) from call_filter_send_batch") == 1
+
+
+def test_a_batch_named_by_rows_not_yet_committed_waits_to_be_deleted(db, storage):
+    """The rows' statement locks their batch as a foreign key would: a delete waits for the insert's
+    transaction, then finds its rows."""
+    from tests.batches import plan
+
+    [batch] = plan(db, storage, "REF3", ["13500000001"])
+    db.conn.execute("delete from call_filter_send_detail")
+    params = {**db.server.params, "dbname": db.name}
+    with psycopg.connect(**params) as inserting, psycopg.connect(**params, autocommit=True) as deleting:
+        inserting.execute(RESULT_ROW, (batch["batch_id"],))  # a transaction left open
+        deleting.execute("set lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            deleting.execute("delete from call_filter_send_batch where id = %s", (batch["batch_id"],))
+        inserting.commit()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="has detail or result rows"):
+            deleting.execute("delete from call_filter_send_batch where id = %s", (batch["batch_id"],))
