@@ -85,8 +85,19 @@ def test_a_create_answer_without_a_usable_task_id_is_kept_and_asked_again_withou
             9,
             "REJECTED:" + "X" * 32,
         ),
+        (
+            lambda d: {**d, "rejected": [{**r, "reason": "BL\x00\ud800"} for r in d["rejected"]]},
+            9,
+            "REJECTED:BL\\u0000\\ud800",  # what no text column holds, kept as its escape
+        ),
     ],
-    ids=["no accepted", "accepted a string", "accepted a boolean", "long reason, foreign and junk entries"],
+    ids=[
+        "no accepted",
+        "accepted a string",
+        "accepted a boolean",
+        "long reason, foreign and junk entries",
+        "a reason with a NUL and a lone surrogate",
+    ],
 )
 def test_a_create_answer_is_read_field_by_field_against_the_numbers_sent(
     db, storage, proxy, change, accepted, blacklisted_info
@@ -190,7 +201,8 @@ def test_bad_result_records_are_quarantined_with_their_reason_and_the_good_ones_
         records[4]["phone"] = "13999999999"
         records[5]["call_status"] = "VOICEMAIL"  # well formed, not in the rule table: stored, verdict unknown
         records[6]["agent"] = "a\x00b"
-        foreign = {**records[7], "nid": "999999"}
+        foreign = {**records[7], "nid": "\ud800999999"}
+        records[7]["uniqueid"] = "lone \ud800"  # a vendor's "\ud800": no text column holds it
         second = {**records[8], "call_status": "VACANT"}
         return {**page, "records": [*records, foreign, second]}
 
@@ -200,9 +212,10 @@ def test_bad_result_records_are_quarantined_with_their_reason_and_the_good_ones_
         for _ in range(2):  # a rerun replaces, never doubles
             stored = store_results(conn, hook, storage, sent["id"], contract.FINISHED)
         assert dbm.all_rows(conn, "unresulted_numbers", {"batch_id": batch["batch_id"]}) == []
-    assert stored["results"] == 3 and stored["summary"].endswith("; 8 records quarantined")
-    reasons = [r["reason"] for r in db.rows("select reason from call_filter_send_quarantine order by id")]
-    assert len(reasons) == 8
+    assert stored["results"] == 2 and stored["summary"].endswith("; 9 records quarantined")
+    quarantined = db.rows("select nid, reason, record from call_filter_send_quarantine order by id")
+    reasons = [r["reason"] for r in quarantined]
+    assert len(reasons) == 9
     for expected in (
         "phone None is not the number sent",
         "ivr_key '11111111111111111' is not a text of at most 16 characters",
@@ -210,16 +223,20 @@ def test_bad_result_records_are_quarantined_with_their_reason_and_the_good_ones_
         "call_start_time 'yesterday' is not an ISO 8601 time with offset",
         "phone '13999999999' is not the number sent",
         "agent 'a\\x00b' is not a text",
-        "nid '999999' was not sent in this batch",
+        "uniqueid 'lone \\ud800' is not a text",
+        "nid '\\ud800999999' was not sent in this batch",
         "a second, different record for this nid",
     ):
         assert any(expected in reason for reason in reasons), (expected, reasons)
-    assert db.value("select count(*) from call_filter_send_queryres") == 3
+    assert {r["record"].get("uniqueid") for r in quarantined} >= {"lone \\ud800"}  # kept, as its escape
+    assert "\\ud800999999" in {r["nid"] for r in quarantined}
+    assert db.value("select count(*) from call_filter_send_queryres") == 2
     assert db.value("select valid_reason from case_tel where valid_reason = 'VOICEMAIL'") == "VOICEMAIL"
     # Quarantined numbers keep their verdict (none yet) and are not dialed again; the blacklisted one is decided.
-    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 4
+    assert db.value("select count(*) from case_tel where valid_checked_at is not null") == 3
     raw = json.loads(storage.read_bytes(files.raw_results_path(batch["filter_task_id"], 1)))
     assert len(raw["result_pages"][0]["records"]) == 11  # the raw answer, kept whole
+    assert raw["result_pages"][0]["records"][7]["uniqueid"] == "lone \ud800"  # as it came
     assert proxy.sim.stats()["tasks_created"] == 1
 
 

@@ -47,6 +47,34 @@ def test_a_local_directory_gets_whole_files_and_no_leftovers(tmp_path):
     assert (tmp_path / "files" / path).parent.stat().st_mode & 0o007 == 0
 
 
+def test_json_files_are_compact_utf8_and_hold_what_a_vendor_may_send(tmp_path):
+    import json
+
+    storage = files.Storage(str(tmp_path / "files"))
+    answer = {
+        "task_id": "T1",
+        "records": [
+            {"nid": "1", "agent": "张三", "billsec": 2**70, "ratio": -0.5, "note": 'a"\\\n\x00\u2028'}
+        ],
+        "total": 1,
+        "empty": {},
+        "flags": [True, False, None],
+    }
+    storage.write_json("a.json", answer)
+    data = storage.read_bytes("a.json")
+    assert data == json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+    assert storage.read_json("a.json") == answer
+    # A lone surrogate (a vendor's "\ud800") cannot be UTF-8: written escaped, read back as it came.
+    storage.write_json("b.json", {"agent": "lone \ud800 中"})
+    assert storage.read_json("b.json") == {"agent": "lone \ud800 中"}
+    assert b"\\ud800" in storage.read_bytes("b.json")
+    # A number JSON cannot hold (a vendor's NaN) is written as null: the file stays standard JSON.
+    storage.write_json("c.json", {"billsec": float("nan")})
+    assert json.loads(storage.read_bytes("c.json"), parse_constant=lambda name: pytest.fail(name)) == {
+        "billsec": None
+    }
+
+
 def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):
     monkeypatch.delenv(files.FILES_ROOT_ENV, raising=False)
     with pytest.raises(files.FilesRootNotSetError, match="CALLFILTER_FILES_ROOT is not set"):

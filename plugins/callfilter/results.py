@@ -105,7 +105,7 @@ def store_results(
                 "attempt": attempt,
                 "nids": [_nid(r) for r, _ in quarantined],
                 "records": [Jsonb(answers.storable(r)) for r, _ in quarantined],
-                "reasons": [why.replace("\x00", "\\u0000") for _, why in quarantined],
+                "reasons": [answers.clean_text(why) for _, why in quarantined],
             },
         )
         db.run(
@@ -150,7 +150,7 @@ def store_results(
 
 def _nid(record: Any) -> str | None:
     nid = record.get("nid") if isinstance(record, dict) else None
-    return None if nid is None else str(nid)[:64].replace("\x00", "\\u0000")
+    return None if nid is None else answers.clean_text(str(nid)[:64])
 
 
 def _failed_why(vendor_status: str) -> str:
