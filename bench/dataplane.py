@@ -538,8 +538,8 @@ def report(measured: list[dict[str, Any]], numbers: int, rounds: int = 1) -> Non
         if m["json_files"]:
             rows.append((f"{step}: {what_json} ({m['json_files']} files, {m['json_bytes'] / 1e6:.0f} MB)",
                          m["json"], m["json_floor"], "json", "the same bytes, open().write"))  # fmt: skip
-            rows.append((f"{step}: {what_json}, of which json.dumps", m["json"] - m["json_write"],
-                         None, "part", "compact JSON, the C encoder"))  # fmt: skip
+            rows.append((f"{step}: {what_json}, of which encoding", m["json"] - m["json_write"],
+                         None, "part", "compact JSON, msgspec"))  # fmt: skip
             rows.append((f"{step}: {what_json}, of which Storage.write_bytes", m["json_write"],
                          m["json_floor"], "json", "the same bytes, open().write"))  # fmt: skip
         if m["xlsx_files"]:
