@@ -169,11 +169,11 @@ create table if not exists call_filter_send_queryres (
     unique (filter_send_batch_id, nid)
 );
 
--- Detail and result rows name their batch without a foreign key: a key is checked row by row, and those
--- checks were half the database time of a plan's detail INSERT and of a store's 1000-row COPY. The same rule is
--- kept once per statement: the batches new rows name must exist, and stay locked against deletion (FOR KEY
--- SHARE, as a foreign key locks them) until the transaction ends; a row's batch never changes; a batch that
--- has detail or result rows is not deleted.
+-- Detail and result rows name their batch without a foreign key: a key is checked row by row, and those checks
+-- were more than half the database time of a plan's detail INSERT and of a store's 1000-row COPY. The same
+-- rule is kept once per statement: the batches new rows name must exist, and stay locked against deletion
+-- (FOR KEY SHARE, as a foreign key locks them) until the transaction ends; a row's batch never changes; a
+-- batch that has detail or result rows is not deleted.
 create or replace function callfilter_batches_exist() returns trigger
 language plpgsql as $$
 declare
