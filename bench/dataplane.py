@@ -13,7 +13,7 @@ fixed clock and instant calls: a batch's vendor task is created from its request
 are built before store_results asks for them and handed over through VendorHook's own paging.
 
     .venv/bin/python bench/dataplane.py                      # 100,000 numbers (~2 min)
-    .venv/bin/python bench/dataplane.py --numbers 1000000    # a million (~15 min on 2 cores)
+    .venv/bin/python bench/dataplane.py --numbers 1000000    # a million (~5 min on 2 cores)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ baseline is a child that imports the same code and opens the same connection and
 Target: flat within 10% across sizes: no step holds a whole task's rows.
 
     .venv/bin/python bench/memory.py                         # 10,000 and 100,000 numbers (~3 min)
-    .venv/bin/python bench/memory.py --sizes 10000 1000000   # to a million (~20 min on 2 cores)
+    .venv/bin/python bench/memory.py --sizes 10000 1000000   # to a million (~5 min on 2 cores)
 """
 
 from __future__ import annotations
