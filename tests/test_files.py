@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 from openpyxl import load_workbook
 
-from callfilter import codes, files
+from callfilter import codes, contract, files
 
 
 def test_a_memory_url_holds_json_and_xlsx_like_a_directory_does(monkeypatch):
@@ -63,6 +63,7 @@ def test_json_files_are_compact_utf8_and_hold_what_a_vendor_may_send(tmp_path):
     storage.write_json("a.json", answer)
     data = storage.read_bytes("a.json")
     assert data == json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+    assert data == contract.encode_body(answer)  # a request file holds the very bytes its send posts
     assert storage.read_json("a.json") == answer
     # A lone surrogate (a vendor's "\ud800") cannot be UTF-8: written escaped, read back as it came.
     storage.write_json("b.json", {"agent": "lone \ud800 中"})

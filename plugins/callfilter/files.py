@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import msgspec
-
+from callfilter.contract import json_bytes
 from callfilter.xlsx import Sheet, write_workbook
 
 FILES_ROOT_ENV = "CALLFILTER_FILES_ROOT"
@@ -111,7 +110,8 @@ class Storage:
         return (self.root / path).read_bytes()
 
     def write_json(self, path: str, payload: Any) -> str:
-        """Compact JSON (`json_bytes`); `python -m json.tool FILE` shows one indented."""
+        """Compact JSON (`contract.json_bytes`, as a request body is sent); `python -m json.tool FILE` shows
+        one indented."""
         return self.write_bytes(path, json_bytes(payload))
 
     def read_json(self, path: str) -> Any:
@@ -127,17 +127,6 @@ class Storage:
 
 
 _CHUNK = 1 << 20
-_JSON = msgspec.json.Encoder()
-
-
-def json_bytes(payload: Any) -> bytes:
-    """Compact UTF-8 JSON, the same bytes as json.dumps(ensure_ascii=False) in a tenth of its time (msgspec,
-    which Airflow ships). What JSON cannot hold is written as standard JSON: a number that is not finite
-    (a vendor's NaN) as null, a lone surrogate (a vendor's "\\ud800", which UTF-8 cannot hold) escaped."""
-    try:
-        return _JSON.encode(payload)
-    except UnicodeEncodeError:
-        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 # Characters unsafe in a file name or an object store URL: separators, control characters, wildcards, and
