@@ -138,6 +138,34 @@ def assert_every_number_screened_once(conn, batchid: str, count: int) -> dict[st
     return task
 
 
+def kill_worker_mid_task(
+    stack: AirflowStack, run_id: str, worker: str, tries: int = 3
+) -> set[tuple[str, int]]:
+    """Kill `worker` (and its task processes) while it runs a batch task, then start it again; returns the
+    (task_id, map_index) of the batch tasks it was running when it died. A sample can go stale before the kill
+    lands (a query runs for a moment, then defers), so what was caught is read after the kill, and the kill is
+    tried again, up to `tries` times, until it catches one."""
+
+    def busy(sample: list[dict[str, Any]]) -> bool:
+        return any(ti["state"] == "running" and ti["hostname"] == worker for ti in sample)
+
+    for _ in range(tries):
+        watch(stack, run_id, timeout=240, until=busy)
+        assert not stack.run_done("call_filter", run_id), "the run ended before the worker ran a batch task"
+        killed = stack.kill(worker)  # the worker and its task processes, at once
+        assert len(killed) > 1
+        time.sleep(1)  # a report its task process sent before it died is through the api-server by now
+        caught = {
+            (ti["task_id"], ti["map_index"])
+            for ti in stack.task_instances("call_filter", run_id)
+            if ti["task_id"] in BATCH_TASKS and ti["state"] == "running" and ti["hostname"] == worker
+        }
+        stack.restart(worker)  # as its container's restart policy does
+        if caught:
+            return caught
+    raise AssertionError(f"{tries} kills of {worker} caught no batch task running")
+
+
 def test_twenty_thousand_numbers_on_two_workers_with_queries_waiting_in_the_triggerer(
     stack, vendor, business_db
 ):
@@ -191,25 +219,15 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_dials_nothing_
     before = vendor.stats()
     run_id = stack.trigger("call_filter", {"batchid": "CEL-KILL", "batch_size": 1000, "calling_hours": ""})
 
-    def busy_on_worker_1(sample: list[dict[str, Any]]) -> bool:
-        return any(ti["state"] == "running" and ti["hostname"] == WORKERS[0] for ti in sample)
-
-    samples = watch(stack, run_id, timeout=240, until=busy_on_worker_1)
-    running = {
-        (ti["task_id"], ti["map_index"])
-        for ti in samples[-1]
-        if ti["state"] == "running" and ti["hostname"] == WORKERS[0]
-    }
-    assert running, "the run ended before worker 1 ran a batch task"
-    killed = stack.kill(WORKERS[0])  # the worker and its task processes, at once
-    assert len(killed) > 1
-    stack.restart(WORKERS[0])  # as its container's restart policy does
+    running = kill_worker_mid_task(stack, run_id, WORKERS[0])
+    print(f"killed {WORKERS[0]} while it ran {sorted(running)}")
     assert stack.wait_for_run("call_filter", run_id, timeout=300) == "success", stack.logs()
 
     after = vendor.stats()
     assert after["tasks_created"] - before["tasks_created"] == 6  # one vendor task per batch
     assert after["too_many_tasks_answers"] == 0 and after["max_unfinished_seen"] <= 5
-    assert after["max_dials_per_number"] == 1 and after["distinct_numbers_dialed"] == 26_000
+    assert after["max_dials_per_number"] == 1
+    assert after["distinct_numbers_dialed"] - before["distinct_numbers_dialed"] == 6_000
     assert_every_number_screened_once(conn, "CEL-KILL", 6_000)
     final = {
         (ti["task_id"], ti["map_index"]): ti
@@ -218,4 +236,4 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_dials_nothing_
     }
     assert len(final) == 12 and all(ti["state"] == "success" for ti in final.values())
     # What the killed worker was running was found lost (no heartbeat) and ran again.
-    assert any(final[key]["try_number"] > 1 for key in running), [final[key] for key in running]
+    assert all(final[key]["try_number"] > 1 for key in running), [final[key] for key in running]
