@@ -53,6 +53,39 @@ def test_every_setting_the_file_reads_is_documented_in_the_example_env():
     assert set(VARIABLE.findall(text)) - {"HOSTNAME"} <= documented
 
 
+def test_every_setting_of_callfilter_reaches_the_containers_and_the_example_env_shows_its_default():
+    from callfilter import housekeeping, operators, params, polling, rules, sending
+
+    read = set()  # every CALLFILTER_* setting the deployed code reads
+    for path in [*(ROOT / "plugins").rglob("*.py"), *(ROOT / "dags").glob("*.py")]:
+        read |= set(re.findall(r"\"(CALLFILTER_[A-Z_]+)\"", path.read_text(encoding="utf-8")))
+    read -= {"CALLFILTER_SQL_DIR"}  # where include/sql is, inside the image: not a setting
+    assert len(read) >= 15, sorted(read)
+    common = compose()["services"]["airflow-worker"]["environment"]
+    assert read - set(common) == set()  # a setting not passed here would be ignored, whatever .env says
+    example = dict(
+        re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    )
+    assert read - set(example) == set()
+    defaults = {
+        params.VENDOR_CAP_ENV: params.DEFAULT_VENDOR_CAP,
+        params.TRIGGERER_VENDOR_RATE_ENV: params.DEFAULT_TRIGGERER_VENDOR_RATE,
+        params.TIMEZONE_ENV: params.DEFAULT_TIMEZONE,
+        operators.POLL_INTERVAL_ENV: operators.DEFAULT_POLL_INTERVAL,
+        operators.QUERY_TIMEOUT_ENV: operators.DEFAULT_QUERY_TIMEOUT.total_seconds(),
+        sending.DIAL_SECONDS_ENV: sending.DEFAULT_DIAL_SECONDS,
+        rules.RESCREEN_DELAY_ENV: rules.DEFAULT_RESCREEN_DELAY,
+        rules.RESCREEN_MAX_ENV: rules.DEFAULT_RESCREEN_MAX,
+        rules.VALID_RESCREEN_AGE_ENV: "",
+        polling.MAX_RUNS_ENV: polling.DEFAULT_MAX_RUNS,
+        housekeeping.RETENTION_ENV: housekeeping.DEFAULT_RETENTION_DAYS,
+    }
+    shown = {name: example[name] for name in defaults}
+    assert shown == {
+        name: value if isinstance(value, str) else f"{value:g}" for name, value in defaults.items()
+    }
+
+
 def test_compose_config_accepts_the_file_with_the_example_env(tmp_path):
     import shutil
     import subprocess

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from psycopg import sql
 
 from callfilter import codes, contract, db
+from callfilter.db import SQL_DIR
 from callfilter.params import ParamError, validate_params
 
 INTEGRATION_COLUMNS = {
@@ -85,6 +88,14 @@ def test_every_code_has_a_chinese_label(db):
     labels = {(r["dict_type"], r["code"]): r["name_zh"] for r in rows}
     assert [labels["valid_status", c] for c in "012"] == ["未知", "有效", "无效"]
     assert labels["task_status", "1"] == "运行中" and labels["verdict_rule", "POWER_OFF"] == "关机"
+    # Every call_info the SQL writes has its row (a vendor's rejection reasons are the contract's).
+    written = {
+        code
+        for path in SQL_DIR.glob("*.sql")
+        for code in re.findall(r"call_info = '([A-Z_:]+)'(?! *\|\|)", path.read_text(encoding="utf-8"))
+    }
+    assert {"ACCEPTED", "SENT"} <= written
+    assert {("call_info", code) for code in written} <= set(labels)
 
 
 def test_an_existing_database_keeps_its_rules_and_gets_verdict_codes_and_labels(db):
