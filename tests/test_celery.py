@@ -163,6 +163,7 @@ def kill_worker_mid_task(
         stack.restart(worker)  # as its container's restart policy does
         if caught:
             return caught
+        print(f"{worker} killed while it ran no batch task: started again, to be killed again")
     raise AssertionError(f"{tries} kills of {worker} caught no batch task running")
 
 
@@ -216,12 +217,17 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_dials_nothing_
 ):
     _, _, conn = business_db
     devenv.load_case_tel(conn, "CEL-KILL", numbers("1392", 6_000), first_telid=2_000_000)
+    # Every vendor request takes 1.5 s: a batch task on a worker spends most of its time in one (a send's
+    # create, a query's status check before it defers, a store's result pages), so the kill lands on one
+    # running rather than between them.
+    vendor.start("--latency", "1.5")
     before = vendor.stats()
     run_id = stack.trigger("call_filter", {"batchid": "CEL-KILL", "batch_size": 1000, "calling_hours": ""})
 
     running = kill_worker_mid_task(stack, run_id, WORKERS[0])
     print(f"killed {WORKERS[0]} while it ran {sorted(running)}")
-    assert stack.wait_for_run("call_filter", run_id, timeout=300) == "success", stack.logs()
+    # A task the killed worker had taken but not started is sent again after the queued timeout (120 s).
+    assert stack.wait_for_run("call_filter", run_id, timeout=420) == "success", stack.logs()
 
     after = vendor.stats()
     assert after["tasks_created"] - before["tasks_created"] == 6  # one vendor task per batch
