@@ -74,6 +74,10 @@ def test_json_files_are_compact_utf8_and_hold_what_a_vendor_may_send(tmp_path):
     assert json.loads(storage.read_bytes("c.json"), parse_constant=lambda name: pytest.fail(name)) == {
         "billsec": None
     }
+    storage.write_json("d.json", {"records": [{"agent": "lone \ud800", "billsec": float("-inf")}]})
+    assert json.loads(storage.read_bytes("d.json"), parse_constant=lambda name: pytest.fail(name)) == {
+        "records": [{"agent": "lone \ud800", "billsec": None}]
+    }
 
 
 def test_no_files_root_is_a_clear_error_not_a_per_worker_default(monkeypatch):

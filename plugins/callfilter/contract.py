@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import string
@@ -144,5 +145,16 @@ def json_bytes(payload: Any) -> bytes:
     (a vendor's NaN) as null, a lone surrogate (a vendor's "\\ud800", which UTF-8 cannot hold) escaped."""
     try:
         return _JSON.encode(payload)
-    except UnicodeEncodeError:
-        return json.dumps(payload, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # json.dumps escapes the surrogate; it would write NaN as NaN, not null
+        return json.dumps(_finite(payload), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every number that is not finite as None, as msgspec writes it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
