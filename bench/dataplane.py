@@ -106,9 +106,10 @@ class MeasuredStorage(files.Storage):
 
     JSON: the time of write_json (serialising included), against the same bytes written to a new file with
     plain open().write, kept until the step ends as ours are (a file unlinked at once never reaches the disk:
-    its pages are dropped and the next write reuses them, 2-3x cheaper than a file kept). xlsx: the time of write_xlsx less the time spent pulling rows from their source (the
-    database's, counted in the step's database part), against openpyxl write-only of the same cells, spooled
-    to a scratch file as they pass and written by `measure_xlsx_floors` once the step is timed.
+    its pages are dropped and the next write reuses them, 2-3x cheaper than a file kept). xlsx: the time of
+    write_xlsx less the time spent pulling rows from their source (the database's, counted in the step's
+    database part), against openpyxl write-only of the same cells, spooled to a scratch file as they pass and
+    written by `measure_xlsx_floors` once the step is timed.
     `instrumentation` is the time the measuring itself took inside a step: it is taken off the step.
     """
 
