@@ -1,23 +1,29 @@
-"""Preload: the libraries every send and query task process imports, imported once per component.
+"""Preload: what every send and query task process imports, imported once per component.
 
 The scheduler, triggerer, dag-processor and api-server load the plugins of plugins/ when they start (the
 scheduler before its LocalExecutor forks its workers); a Celery worker does only with
 `[core] lazy_load_plugins = False`. A task process is forked from a worker and inherits what the worker's
-parent imported: about 0.8 s of imports (psycopg, requests, aiohttp with the HTTP provider's hooks, the
-Postgres provider's hook, the task decorators its DAG file uses) that each task process would otherwise make
-again. With workers from a forkserver (`[scheduler] mp_start_method`), name this module in
-`[core] mp_forkserver_preload`.
+parent imported: the libraries (psycopg, requests, aiohttp with the HTTP provider's hooks, the Postgres
+provider's hook, the task decorators its DAG file uses: about 0.8 s of imports) and callfilter's own modules
+(10-20 ms more) that each task process would otherwise import again. With workers from a forkserver
+(`[scheduler] mp_start_method`), name this module in `[core] mp_forkserver_preload`.
 
-Only libraries, never callfilter's own modules: a task process must import the DAG package's code as it is
-on disk now, not as it was when the scheduler started. `CALLFILTER_PRELOAD_IMPORTS=0` turns the preload off.
+A task process must run callfilter's code as it is on disk now, not as it was when the component started:
+every process forked after one of callfilter's preloaded files changed (or was replaced or deleted) forgets
+all of callfilter's modules as it starts, and imports them from disk again (`forget_changed`, run at every
+fork). callfilter.ui (the screening page, FastAPI) is never preloaded. `CALLFILTER_PRELOAD_IMPORTS=0` turns
+the preload off.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
+import sys
 
 PRELOAD_ENV = "CALLFILTER_PRELOAD_IMPORTS"
+PACKAGE = "callfilter"
 
 MODULES = (
     "psycopg",
@@ -33,14 +39,55 @@ MODULES = (
     # operator among them): every task process parses its DAG file, ~0.04 s of imports.
     "airflow.sdk.definitions.decorators",
 )
+NOT_PRELOADED = ("callfilter.ui",)  # the screening page: FastAPI, for the api-server alone, on first request
+
+# The file of each preloaded callfilter module as it was when imported: (device, inode, size, mtime, ctime).
+_stamps: dict[str, tuple[int, ...]] = {}
+
+
+def _stamp(path: str | None) -> tuple[int, ...] | None:
+    if not path:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def _own_modules() -> list[str]:
+    return [name for name in sys.modules if name == PACKAGE or name.startswith(PACKAGE + ".")]
+
+
+def forget_changed() -> bool:
+    """Forget every callfilter module (so the next import reads them from disk) when a preloaded one's file
+    changed, was replaced or is gone; True when forgotten. Runs in every forked process as it starts: it
+    only stats the files (reading sys.modules' thousands of entries there would copy their memory pages)."""
+    if all(_stamp(path) == stamp for path, stamp in _stamps.items()):
+        return False
+    for name in _own_modules():
+        del sys.modules[name]
+    _stamps.clear()
+    return True
 
 
 def preload() -> None:
-    """Import MODULES unless CALLFILTER_PRELOAD_IMPORTS is 0."""
+    """Import MODULES and callfilter's modules (but NOT_PRELOADED) unless CALLFILTER_PRELOAD_IMPORTS is 0."""
     if os.environ.get(PRELOAD_ENV, "1").strip() == "0":
         return
     for name in MODULES:
         importlib.import_module(name)
+    if _own_modules():  # imported before the preload (a test, a tool): not ours to vouch for
+        return
+    package = importlib.import_module(PACKAGE)
+    for found in pkgutil.iter_modules(package.__path__, PACKAGE + "."):
+        if found.name not in NOT_PRELOADED:
+            importlib.import_module(found.name)
+    for name in _own_modules():
+        stamp = _stamp(sys.modules[name].__file__)
+        if stamp is not None:
+            _stamps[sys.modules[name].__file__] = stamp
+    os.register_at_fork(after_in_child=forget_changed)
 
 
 preload()

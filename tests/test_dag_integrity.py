@@ -185,7 +185,9 @@ def test_plugin_loader_leaves_the_callfilter_package_alone(tmp_path):
     loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
     assert loaded["plugins_folder"] == str(ROOT / "plugins")
     assert loaded["import_errors"] == {}
-    assert loaded["from_package"] == {}
+    # The preload imports callfilter's modules as the package's, never as top-level modules of their own.
+    assert loaded["from_package"]
+    assert all(name.split(".")[0] == "callfilter" for name in loaded["from_package"]), loaded["from_package"]
     assert not [s for s in loaded["plugin_sources"] if "callfilter/" in s]
 
 
@@ -202,16 +204,85 @@ def test_plugin_loader_loads_the_screening_page_lazily(tmp_path):
     assert loaded["heavy"] == []
 
 
-def test_plugin_loader_preloads_the_task_processes_libraries_but_not_callfilter(tmp_path):
+def test_plugin_loader_preloads_what_task_processes_import_but_not_the_screening_page(tmp_path):
     """plugins/callfilter_preload.py: a component that loads the plugins (the scheduler, before it forks its
-    LocalExecutor workers) imports the libraries every send and query imports, so task processes forked
-    from its workers inherit them; never callfilter's own modules (a task process must run the code on disk
-    now, not the scheduler's copy), nor the screening page's FastAPI."""
+    LocalExecutor workers) imports the libraries every send and query imports, and callfilter's own modules,
+    so task processes forked from its workers inherit them; never the screening page's callfilter.ui or
+    FastAPI. CALLFILTER_PRELOAD_IMPORTS=0 turns it off."""
     loaded = run_as_airflow(tmp_path, _LOAD_PLUGINS)
     assert loaded["import_errors"] == {}
     # xlsx files need no library
     assert loaded["heavy"] == ["aiohttp", "airflow.providers.postgres.hooks.postgres", "psycopg", "requests"]
-    assert loaded["from_package"] == {}
+    package = {path.stem for path in (ROOT / "plugins" / "callfilter").glob("*.py")} - {"__init__", "ui"}
+    assert set(loaded["from_package"]) == {"callfilter"} | {f"callfilter.{name}" for name in package}
+    off = run_as_airflow(tmp_path, _LOAD_PLUGINS, CALLFILTER_PRELOAD_IMPORTS="0")
+    assert (off["heavy"], off["from_package"]) == ([], {})
+
+
+_FORK_AFTER_A_CHANGE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import callfilter_preload
+import callfilter.codes, callfilter.rules, callfilter.results
+
+preloaded = {name: sys.modules[name] for name in ("callfilter.codes", "callfilter.rules", "callfilter.results")}
+
+
+def in_a_forked_process():
+    # What a task process forked now sees: its callfilter modules, the preloaded ones or read from disk again.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        import callfilter.codes, callfilter.rules, callfilter.results
+        seen = {
+            "preloaded": sorted(name for name, module in preloaded.items() if sys.modules.get(name) is module),
+            "codes_marker": getattr(callfilter.codes, "MARKER", None),
+            "rules_marker": getattr(callfilter.rules, "MARKER", None),
+        }
+        os.write(write, json.dumps(seen).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        seen = json.loads(answer.read())
+    os.waitpid(pid, 0)
+    return seen
+
+
+unchanged = in_a_forked_process()
+with open(callfilter.codes.__file__, "a") as source:
+    source.write("MARKER = 'edited'\\n")
+edited = in_a_forked_process()
+# A deploy that writes a new file and renames it over the old one, its time set back as rsync -t sets it.
+old = os.stat(callfilter.rules.__file__)
+replacement = callfilter.rules.__file__ + ".new"
+with open(callfilter.rules.__file__) as source, open(replacement, "w") as out:
+    out.write(source.read() + "MARKER = 'replaced'\\n")
+os.utime(replacement, ns=(old.st_atime_ns, old.st_mtime_ns))
+os.replace(replacement, callfilter.rules.__file__)
+callfilter_preload._stamps[callfilter.codes.__file__] = callfilter_preload._stamp(callfilter.codes.__file__)  # as now
+replaced = in_a_forked_process()
+print(json.dumps({
+    "unchanged": unchanged, "edited": edited, "replaced": replaced,
+    "parent": [getattr(preloaded[name], "MARKER", None) for name in ("callfilter.codes", "callfilter.rules")],
+}))
+"""
+
+
+def test_a_process_forked_after_callfilter_changed_on_disk_imports_it_again(tmp_path):
+    """A task process runs callfilter's code as it is on disk now: forked from a component that preloaded
+    callfilter, it keeps the preloaded modules while their files are unchanged, and reads them all from disk
+    again once one was edited, or replaced by another file (even one of the same time)."""
+    import shutil
+
+    plugins = tmp_path / "deployed"
+    shutil.copytree(ROOT / "plugins", plugins, ignore=shutil.ignore_patterns("__pycache__"))
+    seen = run_as_airflow(tmp_path, _FORK_AFTER_A_CHANGE, str(plugins))
+    everything = ["callfilter.codes", "callfilter.results", "callfilter.rules"]
+    assert seen["unchanged"] == {"preloaded": everything, "codes_marker": None, "rules_marker": None}
+    # One file edited: every callfilter module is read again (results.py imports codes: no mix of the two).
+    assert seen["edited"] == {"preloaded": [], "codes_marker": "edited", "rules_marker": None}
+    assert seen["replaced"] == {"preloaded": [], "codes_marker": "edited", "rules_marker": "replaced"}
+    assert seen["parent"] == [None, None]  # the component itself keeps what it runs
 
 
 def test_call_filter_params_are_the_run_params():
