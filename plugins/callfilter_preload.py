@@ -5,7 +5,7 @@ scheduler before its LocalExecutor forks its workers); a Celery worker does only
 `[core] lazy_load_plugins = False`. A task process is forked from a worker and inherits what the worker's
 parent imported: the libraries (psycopg, requests, aiohttp with the HTTP provider's hooks, the Postgres
 provider's hook, the task decorators its DAG file uses: about 0.8 s of imports) and callfilter's own modules
-(10-20 ms more) that each task process would otherwise import again. With workers from a forkserver
+(20-25 ms more) that each task process would otherwise import again. With workers from a forkserver
 (`[scheduler] mp_start_method`), name this module in `[core] mp_forkserver_preload`.
 
 A task process must run callfilter's code as it is on disk now, not as it was when the component started:
@@ -84,9 +84,10 @@ def preload() -> None:
         if found.name not in NOT_PRELOADED:
             importlib.import_module(found.name)
     for name in _own_modules():
-        stamp = _stamp(sys.modules[name].__file__)
+        path = sys.modules[name].__file__
+        stamp = _stamp(path)
         if stamp is not None:
-            _stamps[sys.modules[name].__file__] = stamp
+            _stamps[path] = stamp
     os.register_at_fork(after_in_child=forget_changed)
 
 
