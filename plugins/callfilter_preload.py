@@ -5,8 +5,9 @@ scheduler before its LocalExecutor forks its workers); a Celery worker does only
 `[core] lazy_load_plugins = False`. A task process is forked from a worker and inherits what the worker's
 parent imported: the libraries (psycopg, requests, aiohttp with the HTTP provider's hooks, the Postgres
 provider's hook, the task decorators its DAG file uses: about 0.8 s of imports) and callfilter's own modules
-(20-25 ms more) that each task process would otherwise import again. With workers from a forkserver
-(`[scheduler] mp_start_method`), name this module in `[core] mp_forkserver_preload`.
+(20-25 ms more) that each task process would otherwise import again. It also fills two caches each task
+process would fill for itself (`warm`): Jinja's lexer and the JSON-schema checks of the run params. With
+workers from a forkserver (`[scheduler] mp_start_method`), name this module in `[core] mp_forkserver_preload`.
 
 A task process must run callfilter's code as it is on disk now, not as it was when the component started:
 every process forked after one of callfilter's preloaded files changed (or was replaced or deleted) forgets
@@ -71,14 +72,33 @@ def forget_changed() -> bool:
     return True
 
 
+def warm() -> None:
+    """Fill the process-wide caches that every task process would otherwise fill for itself, ~10 ms of each:
+    Jinja's lexer (Airflow renders a task's templates and its map index through a new Jinja environment, whose
+    lexer is cached per process by its delimiters), and what checking the run params against their JSON
+    schemas loads and compiles (the schema drafts' meta-schemas, the params' patterns): Airflow checks them
+    in every task process."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from callfilter.params import validate_params
+
+    SandboxedEnvironment().from_string("{{ batch_label }}").render(batch_label="")
+    validate_params({"batchid": "preload"})
+
+
 def preload() -> None:
-    """Import MODULES and callfilter's modules (but NOT_PRELOADED) unless CALLFILTER_PRELOAD_IMPORTS is 0."""
+    """Import MODULES and callfilter's modules (but NOT_PRELOADED), then `warm`, unless
+    CALLFILTER_PRELOAD_IMPORTS is 0."""
     if os.environ.get(PRELOAD_ENV, "1").strip() == "0":
         return
     for name in MODULES:
         importlib.import_module(name)
-    if _own_modules():  # imported before the preload (a test, a tool): not ours to vouch for
-        return
+    if not _own_modules():  # else imported before the preload (a test, a tool): not ours to vouch for
+        _preload_own()
+    warm()
+
+
+def _preload_own() -> None:
     package = importlib.import_module(PACKAGE)
     for found in pkgutil.iter_modules(package.__path__, PACKAGE + "."):
         if found.name not in NOT_PRELOADED:

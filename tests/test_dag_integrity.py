@@ -122,6 +122,8 @@ print(json.dumps({
 _LOAD_PLUGINS = """
 import json, os, sys
 from airflow import plugins_manager, settings
+from airflow.sdk.definitions._internal.templater import create_template_env
+from jinja2 import lexer
 
 HEAVY = ("fastapi", "psycopg", "openpyxl", "requests", "aiohttp", "airflow.providers.postgres.hooks.postgres")
 
@@ -136,6 +138,8 @@ print(json.dumps({
     ],
     "external_views": [v["href"] for v in plugins_manager._get_ui_plugins()[0]],
     "heavy": sorted(m for m in HEAVY if m in sys.modules),
+    "jinja_lexers": len(lexer._lexer_cache),
+    "jinja_lexer_for_tasks": lexer.get_lexer(create_template_env()) and len(lexer._lexer_cache),
     "from_package": {
         name: module.__file__
         for name, module in list(sys.modules.items())
@@ -215,8 +219,11 @@ def test_plugin_loader_preloads_what_task_processes_import_but_not_the_screening
     assert loaded["heavy"] == ["aiohttp", "airflow.providers.postgres.hooks.postgres", "psycopg", "requests"]
     package = {path.stem for path in (ROOT / "plugins" / "callfilter").glob("*.py")} - {"__init__", "ui"}
     assert set(loaded["from_package"]) == {"callfilter"} | {f"callfilter.{name}" for name in package}
+    # warm(): Jinja's lexer is made (every task process renders its templates through a new environment)
+    assert loaded["jinja_lexers"] == 1
+    assert loaded["jinja_lexer_for_tasks"] == 1  # the one a task's template environment uses: no second
     off = run_as_airflow(tmp_path, _LOAD_PLUGINS, CALLFILTER_PRELOAD_IMPORTS="0")
-    assert (off["heavy"], off["from_package"]) == ([], {})
+    assert (off["heavy"], off["from_package"], off["jinja_lexers"]) == ([], {}, 0)
 
 
 _FORK_AFTER_A_CHANGE = """

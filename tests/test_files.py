@@ -144,6 +144,7 @@ def test_every_cell_type_reads_back_as_written_and_every_part_is_well_formed_xml
     with zipfile.ZipFile(io.BytesIO(data)) as book:
         for part in book.namelist():
             ElementTree.fromstring(book.read(part))  # a strict XML parser: no part is malformed
+        assert {info.compress_type for info in book.infolist()} == {zipfile.ZIP_DEFLATED}
     workbook = load_workbook(io.BytesIO(data))
     assert workbook.sheetnames == ["batch 1", "a_b_c", "BATCH 1_2"]  # names xlsx allows, unique in any case
     got = list(workbook["batch 1"].iter_rows(values_only=True))
