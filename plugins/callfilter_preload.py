@@ -6,8 +6,9 @@ scheduler before its LocalExecutor forks its workers); a Celery worker does only
 parent imported: the libraries (psycopg, requests, aiohttp with the HTTP provider's hooks, the Postgres
 provider's hook, the task decorators its DAG file uses: about 0.8 s of imports) and callfilter's own modules
 (20-25 ms more) that each task process would otherwise import again. It also fills two caches each task
-process would fill for itself (`warm`): Jinja's lexer and the JSON-schema checks of the run params. With
-workers from a forkserver (`[scheduler] mp_start_method`), name this module in `[core] mp_forkserver_preload`.
+process would fill for itself (`warm`): Jinja's lexer and what the JSON-schema checks of the run params
+load. With workers from a forkserver (`[scheduler] mp_start_method`), name this module in
+`[core] mp_forkserver_preload`.
 
 A task process must run callfilter's code as it is on disk now, not as it was when the component started:
 every process forked after one of callfilter's preloaded files changed (or was replaced or deleted) forgets
@@ -39,6 +40,8 @@ MODULES = (
     # What the DAG file's `from airflow.sdk import dag, task, task_group` loads (the standard provider's Python
     # operator among them): every task process parses its DAG file, ~0.04 s of imports.
     "airflow.sdk.definitions.decorators",
+    # What the files store's first ObjectStoragePath of a local directory imports: ~3 ms a process.
+    "upath.implementations.local",
 )
 NOT_PRELOADED = ("callfilter.ui",)  # the screening page: FastAPI, for the api-server alone, on first request
 
@@ -73,7 +76,7 @@ def forget_changed() -> bool:
 
 
 def warm() -> None:
-    """Fill the process-wide caches that every task process would otherwise fill for itself, ~10 ms of each:
+    """Fill the process-wide caches that every task process would otherwise fill for itself (~3 ms of each):
     Jinja's lexer (Airflow renders a task's templates and its map index through a new Jinja environment, whose
     lexer is cached per process by its delimiters), and what checking the run params against their JSON
     schemas loads and compiles (the schema drafts' meta-schemas, the params' patterns): Airflow checks them
