@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -29,6 +30,7 @@ NUMBER_COLUMNS = [
     ("last_screened_at", "最近检测时间 (UTC)"),
     ("valid_checked_at", "结果时间 (UTC)"),
 ]
+LABEL_COLUMNS = ("verdict_label", "reason_label")
 BATCH_HEADER = [
     "批次序号", "号码数", "供应商任务ID", "发送结果", "发送耗时（秒）", "查询耗时（秒）",
     "供应商任务状态", "查询结果", "有效", "无效", "未知",
@@ -75,17 +77,19 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
             raise LookupError(f"filter task {filter_task_id} does not exist")
         path = files.summary_path(filter_task_id, task["creator"])
         batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
-        # Rows as tuples, straight into the sheet: summary_numbers.sql selects the columns in sheet order.
+        labels = db.all_rows(conn, "summary_labels", {})
+        # Rows as tuples, streamed into the sheet with their labels: summary_numbers.sql selects the sheet's
+        # other columns in its order.
         with conn.cursor(name=f"summary_{filter_task_id}", row_factory=tuple_row) as cur:
             cur.itersize = 10000
             cur.execute(db.sql("summary_numbers"), {"batchid": task["batchid"]})
             columns = [column.name for column in cur.description or ()]
-            if columns != [c for c, _ in NUMBER_COLUMNS]:
+            if columns != [c for c, _ in NUMBER_COLUMNS if c not in LABEL_COLUMNS]:
                 raise RuntimeError(f"summary_numbers.sql selects {columns}, not the sheet's columns")
             url = storage.write_xlsx(
                 path,
                 [
-                    (NUMBERS_SHEET, [header for _, header in NUMBER_COLUMNS], cur),
+                    (NUMBERS_SHEET, [header for _, header in NUMBER_COLUMNS], _labelled(cur, labels)),
                     (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
                 ],
             )
@@ -114,6 +118,29 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         "summary": url,
         "files": storage.url(files.task_dir(filter_task_id)),
     }
+
+
+def _labelled(rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """summary_numbers.sql's rows with each code's label beside it (summary_labels.sql's rows), Chinese first:
+    a verdict's valid_status label; a reason's valid_reason label, else its verdict rule's."""
+    zh = {(row["dict_type"], row["code"]): row["name_zh"] for row in labels}
+    en = {(row["dict_type"], row["code"]): row["name"] for row in labels}
+    verdicts = {code: _first(zh[kind, code], en[kind, code]) for kind, code in zh if kind == "valid_status"}
+    reasons = {
+        code: _first(
+            zh.get(("valid_reason", code)), zh.get(("verdict_rule", code)), en.get(("valid_reason", code))
+        )
+        for kind, code in zh
+        if kind in ("valid_reason", "verdict_rule")
+    }
+    for telid, telno, status, reason, attempts, screened_at, checked_at in rows:
+        yield (telid, telno, status, verdicts.get(str(status)), reason, reasons.get(reason), attempts, screened_at,
+               checked_at)  # fmt: skip
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (SQL's coalesce)."""
+    return next((value for value in values if value is not None), None)
 
 
 def mark_task_failed(conn: psycopg.Connection[Any], filter_task_id: int, message: str) -> None:
