@@ -40,7 +40,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(RUN_DIR / "airflow"))  # before anythi
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import psycopg  # noqa: E402
-from psycopg.rows import dict_row  # noqa: E402
+from psycopg.rows import dict_row, tuple_row  # noqa: E402
 
 from callfilter import contract, files, planning, reports, results, sending, verdicts  # noqa: E402
 from callfilter import db as dbm  # noqa: E402
@@ -397,9 +397,9 @@ def floor_update(conn: psycopg.Connection[Any]) -> float:
 
 
 def floor_select(conn: psycopg.Connection[Any]) -> float:
-    """A bare SELECT of every case_tel row of the batchid, streamed to Python as finish streams them."""
+    """A bare SELECT of every case_tel row of the batchid, streamed to Python as finish streams them (tuples)."""
     started = perf_counter()
-    with conn.transaction(), conn.cursor(name="floor_select") as cur:
+    with conn.transaction(), conn.cursor(name="floor_select", row_factory=tuple_row) as cur:
         cur.itersize = 10000
         cur.execute(
             "select telid, telno, valid_status, valid_reason, screen_attempts, last_screened_at, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -11,7 +12,6 @@ from psycopg.rows import tuple_row
 
 from callfilter import codes, db, files
 from callfilter.errors import FinalError, NotPlannedError
-from callfilter.verdicts import verdict_counts
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         path = files.summary_path(filter_task_id, task["creator"])
         batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
         labels = db.all_rows(conn, "summary_labels", {})
+        statuses: Counter[int] = Counter()  # the verdicts of the rows written, counted as they pass
         # Rows as tuples, streamed into the sheet with their labels: summary_numbers.sql selects the sheet's
         # other columns in its order.
         with conn.cursor(name=f"summary_{filter_task_id}", row_factory=tuple_row) as cur:
@@ -89,11 +90,20 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
             url = storage.write_xlsx(
                 path,
                 [
-                    (NUMBERS_SHEET, [header for _, header in NUMBER_COLUMNS], _labelled(cur, labels)),
+                    (
+                        NUMBERS_SHEET,
+                        [header for _, header in NUMBER_COLUMNS],
+                        _labelled(cur, labels, statuses),
+                    ),
                     (BATCHES_SHEET, BATCH_HEADER, (list(b.values()) for b in batches)),
                 ],
             )
-    counts = verdict_counts(conn, task["batchid"])
+    counts = {
+        "valid": statuses[codes.ValidStatus.VALID],
+        "invalid": statuses[codes.ValidStatus.INVALID],
+        "unknown": statuses[codes.ValidStatus.UNKNOWN],
+        "total": statuses.total(),
+    }
     log.info(
         "filter task %s (batchid %s) %s: %d valid, %d invalid, %d unknown; summary %s",
         filter_task_id,
@@ -120,9 +130,12 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
     }
 
 
-def _labelled(rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+def _labelled(
+    rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]], statuses: Counter[int]
+) -> Iterator[tuple[Any, ...]]:
     """summary_numbers.sql's rows with each code's label beside it (summary_labels.sql's rows), Chinese first:
-    a verdict's valid_status label; a reason's valid_reason label, else its verdict rule's."""
+    a verdict's valid_status label; a reason's valid_reason label, else its verdict rule's. Counts each
+    row's valid_status into `statuses`."""
     zh = {(row["dict_type"], row["code"]): row["name_zh"] for row in labels}
     en = {(row["dict_type"], row["code"]): row["name"] for row in labels}
     verdicts = {code: _first(zh[kind, code], en[kind, code]) for kind, code in zh if kind == "valid_status"}
@@ -134,6 +147,7 @@ def _labelled(rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]]) -> 
         if kind in ("valid_reason", "verdict_rule")
     }
     for telid, telno, status, reason, attempts, screened_at, checked_at in rows:
+        statuses[status] += 1
         yield (telid, telno, status, verdicts.get(str(status)), reason, reasons.get(reason), attempts, screened_at,
                checked_at)  # fmt: skip
 
