@@ -36,7 +36,7 @@ def test_the_summary_puts_each_code_beside_its_label_as_the_dictionary_holds_the
         )
     # Operators' edits: a reason with no Chinese label (its English one), a rule relabelled and given a reason
     # row with an English label only (the rule's Chinese one first), a status whose Chinese label is empty
-    # (kept empty, as SQL's coalesce keeps it).
+    # (kept empty, as SQL's coalesce keeps it); a status code no status has as its text.
     db.conn.execute(
         "update call_filter_dict set name_zh = null where dict_type = 'valid_reason' and code = 'DNC'"
     )
@@ -44,7 +44,8 @@ def test_the_summary_puts_each_code_beside_its_label_as_the_dictionary_holds_the
         "update call_filter_dict set name_zh = '关机了' where dict_type = 'verdict_rule' and code = 'POWER_OFF'"
     )
     db.conn.execute(
-        "insert into call_filter_dict (dict_type, code, name) values ('valid_reason', 'POWER_OFF', 'powered off')"
+        "insert into call_filter_dict (dict_type, code, name) values ('valid_reason', 'POWER_OFF', 'powered off'),"
+        " ('valid_status', '01', 'not the text of a status')"
     )
     db.conn.execute(
         "update call_filter_dict set name_zh = '' where dict_type = 'valid_status' and code = '2'"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -78,7 +77,7 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
         path = files.summary_path(filter_task_id, task["creator"])
         batches = db.all_rows(conn, "summary_batches", {"filter_task_id": filter_task_id})
         labels = db.all_rows(conn, "summary_labels", {})
-        statuses: Counter[int] = Counter()  # the verdicts of the rows written, counted as they pass
+        statuses: dict[int, int] = {}  # the verdicts of the rows written, counted as they pass
         # Rows as tuples, streamed into the sheet with their labels: summary_numbers.sql selects the sheet's
         # other columns in its order.
         with conn.cursor(name=f"summary_{filter_task_id}", row_factory=tuple_row) as cur:
@@ -99,10 +98,10 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
                 ],
             )
     counts = {
-        "valid": statuses[codes.ValidStatus.VALID],
-        "invalid": statuses[codes.ValidStatus.INVALID],
-        "unknown": statuses[codes.ValidStatus.UNKNOWN],
-        "total": statuses.total(),
+        "valid": statuses.get(codes.ValidStatus.VALID, 0),
+        "invalid": statuses.get(codes.ValidStatus.INVALID, 0),
+        "unknown": statuses.get(codes.ValidStatus.UNKNOWN, 0),
+        "total": sum(statuses.values()),
     }
     log.info(
         "filter task %s (batchid %s) %s: %d valid, %d invalid, %d unknown; summary %s",
@@ -131,14 +130,19 @@ def finish_task(conn: psycopg.Connection[Any], filter_task_id: int, storage: fil
 
 
 def _labelled(
-    rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]], statuses: Counter[int]
+    rows: Iterable[tuple[Any, ...]], labels: list[dict[str, Any]], statuses: dict[int, int]
 ) -> Iterator[tuple[Any, ...]]:
     """summary_numbers.sql's rows with each code's label beside it (summary_labels.sql's rows), Chinese first:
     a verdict's valid_status label; a reason's valid_reason label, else its verdict rule's. Counts each
     row's valid_status into `statuses`."""
     zh = {(row["dict_type"], row["code"]): row["name_zh"] for row in labels}
     en = {(row["dict_type"], row["code"]): row["name"] for row in labels}
-    verdicts = {code: _first(zh[kind, code], en[kind, code]) for kind, code in zh if kind == "valid_status"}
+    # By number: a valid_status label's code is the status's text ("1"), as SQL's valid_status::text is.
+    verdicts = {
+        int(code): _first(zh[kind, code], en[kind, code])
+        for kind, code in zh
+        if kind == "valid_status" and code.lstrip("-").isdigit() and str(int(code)) == code
+    }
     reasons = {
         code: _first(
             zh.get(("valid_reason", code)), zh.get(("verdict_rule", code)), en.get(("valid_reason", code))
@@ -147,8 +151,8 @@ def _labelled(
         if kind in ("valid_reason", "verdict_rule")
     }
     for telid, telno, status, reason, attempts, screened_at, checked_at in rows:
-        statuses[status] += 1
-        yield (telid, telno, status, verdicts.get(str(status)), reason, reasons.get(reason), attempts, screened_at,
+        statuses[status] = statuses.get(status, 0) + 1
+        yield (telid, telno, status, verdicts.get(status), reason, reasons.get(reason), attempts, screened_at,
                checked_at)  # fmt: skip
 
 
