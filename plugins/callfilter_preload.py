@@ -20,6 +20,7 @@ the preload off.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -98,7 +99,10 @@ def preload() -> None:
         importlib.import_module(name)
     if not _own_modules():  # else imported before the preload (a test, a tool): not ours to vouch for
         _preload_own()
-    warm()
+    try:
+        warm()
+    except Exception:  # a speed-up only: a component starts without it
+        logging.getLogger(__name__).warning("callfilter_preload: caches not warmed", exc_info=True)
 
 
 def _preload_own() -> None:
