@@ -226,6 +226,31 @@ def test_plugin_loader_preloads_what_task_processes_import_but_not_the_screening
     assert (off["heavy"], off["from_package"], off["jinja_lexers"]) == ([], {}, 0)
 
 
+_LOAD_PLUGINS_AGAIN = """
+import importlib.machinery, importlib.util, json, os, sys
+from airflow import plugins_manager, settings
+
+plugins_manager.ensure_plugins_loaded()
+import callfilter.params
+
+warmed = []
+callfilter.params.validate_params = lambda raw: warmed.append(raw)
+# What Airflow does in every task process: each plugin file executed again as a new module.
+path = os.path.join(settings.PLUGINS_FOLDER, "callfilter_preload.py")
+loader = importlib.machinery.SourceFileLoader("callfilter_preload", path)
+module = importlib.util.module_from_spec(importlib.util.spec_from_loader("callfilter_preload", loader))
+loader.exec_module(module)
+print(json.dumps({"warmed_again": len(warmed), "stamps": len(module._stamps)}))
+"""
+
+
+def test_a_task_process_loading_the_plugins_again_does_not_preload_or_warm_again(tmp_path):
+    """Airflow executes the plugin files again in every task process: there callfilter is already imported
+    (inherited from the component), and the preload neither imports nor warms anything again (~3 ms)."""
+    again = run_as_airflow(tmp_path, _LOAD_PLUGINS_AGAIN)
+    assert again == {"warmed_again": 0, "stamps": 0}
+
+
 _FORK_AFTER_A_CHANGE = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
